@@ -1,0 +1,269 @@
+//  node/queue.c — a queue's in-memory index of ready messages.
+#define _GNU_SOURCE
+#include "queue.h"
+
+#include <czmq.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void
+s_ring_grow (qring_t *ring)
+{
+    size_t cap = ring->cap ? ring->cap * 2 : 64;
+    qentry_t *items = malloc (cap * sizeof *items);
+    if (!items) {
+        fedq_error ("out of memory growing a queue to %zu entries", cap);
+        abort ();
+    }
+    for (size_t i = 0; i < ring->count; i++)
+        items[i] = ring->items[(ring->head + i) & (ring->cap - 1)];
+    free (ring->items);
+    ring->items = items;
+    ring->head = 0;
+    ring->cap = cap;
+}
+
+static void
+s_ring_push_back (qring_t *ring, const qentry_t *entry)
+{
+    if (ring->count == ring->cap)
+        s_ring_grow (ring);
+    ring->items[(ring->head + ring->count) & (ring->cap - 1)] = *entry;
+    ring->count++;
+}
+
+static void
+s_ring_push_front (qring_t *ring, const qentry_t *entry)
+{
+    if (ring->count == ring->cap)
+        s_ring_grow (ring);
+    ring->head = (ring->head + ring->cap - 1) & (ring->cap - 1);
+    ring->items[ring->head] = *entry;
+    ring->count++;
+}
+
+static void
+s_ring_shrink (qring_t *ring)
+{
+    //  Give memory back after a large backlog drains.
+    if (ring->cap > 1024 && ring->count < ring->cap / 8) {
+        size_t cap = ring->cap / 4;
+        qentry_t *items = malloc (cap * sizeof *items);
+        if (!items)
+            return;
+        for (size_t i = 0; i < ring->count; i++)
+            items[i] = ring->items[(ring->head + i) & (ring->cap - 1)];
+        free (ring->items);
+        ring->items = items;
+        ring->head = 0;
+        ring->cap = cap;
+    }
+}
+
+static bool
+s_ring_pop_front (qring_t *ring, qentry_t *entry)
+{
+    if (ring->count == 0)
+        return false;
+    *entry = ring->items[ring->head];
+    ring->head = (ring->head + 1) & (ring->cap - 1);
+    ring->count--;
+    if ((ring->count & 1023) == 0)
+        s_ring_shrink (ring);
+    return true;
+}
+
+queue_t *
+queue_new (const char *name, uint64_t qid, const proto_qopts_t *opts)
+{
+    queue_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->name = strdup (name);
+    self->qid = qid;
+    //  Rings exist for every priority level up to 9 so that a change of
+    //  max_priority by reload never loses entries.
+    self->ready = calloc (10, sizeof (qring_t));
+    queue_set_opts (self, opts);
+    return self;
+}
+
+void
+queue_destroy (queue_t **self_p)
+{
+    queue_t *self = *self_p;
+    if (!self)
+        return;
+    for (int p = 0; p < 10; p++)
+        free (self->ready[p].items);
+    free (self->ready);
+    free (self->consumers);
+    free (self->name);
+    free (self->dlx);
+    free (self->dlk);
+    free (self->owner);
+    if (self->dedup)
+        zhashx_destroy ((zhashx_t **) &self->dedup);
+    free (self);
+    *self_p = NULL;
+}
+
+void
+queue_set_opts (queue_t *self, const proto_qopts_t *opts)
+{
+    free (self->dlx);
+    free (self->dlk);
+    self->opts = *opts;
+    self->dlx = opts->dead_letter_exchange.ptr
+                    ? fedq_str_dup (opts->dead_letter_exchange)
+                    : NULL;
+    self->dlk = opts->dead_letter_routing_key.ptr
+                    ? fedq_str_dup (opts->dead_letter_routing_key)
+                    : NULL;
+    //  Point the option slices at our own copies.
+    self->opts.dead_letter_exchange = fedq_str_of (self->dlx);
+    self->opts.dead_letter_routing_key = fedq_str_of (self->dlk);
+    if (self->opts.max_priority > 9)
+        self->opts.max_priority = 9;
+    if (self->opts.dedup_window_ms && !self->dedup)
+        self->dedup = zhashx_new ();
+    else if (!self->opts.dedup_window_ms && self->dedup)
+        zhashx_destroy ((zhashx_t **) &self->dedup);
+}
+
+static int
+s_level (const queue_t *self, uint8_t priority)
+{
+    return priority > self->opts.max_priority ? self->opts.max_priority
+                                              : priority;
+}
+
+void
+queue_push (queue_t *self, const qentry_t *entry)
+{
+    s_ring_push_back (&self->ready[s_level (self, entry->priority)], entry);
+    self->ready_count++;
+    self->ready_bytes += entry->size;
+}
+
+void
+queue_push_front (queue_t *self, const qentry_t *entry)
+{
+    s_ring_push_front (&self->ready[s_level (self, entry->priority)], entry);
+    self->ready_count++;
+    self->ready_bytes += entry->size;
+}
+
+const qentry_t *
+queue_peek (queue_t *self)
+{
+    if (self->ready_count == 0)
+        return NULL;
+    for (int p = 9; p >= 0; p--) {
+        qring_t *ring = &self->ready[p];
+        if (ring->count)
+            return &ring->items[ring->head];
+    }
+    return NULL;
+}
+
+bool
+queue_pop (queue_t *self, qentry_t *entry)
+{
+    if (self->ready_count == 0)
+        return false;
+    for (int p = 9; p >= 0; p--)
+        if (s_ring_pop_front (&self->ready[p], entry)) {
+            self->ready_count--;
+            self->ready_bytes -= entry->size;
+            return true;
+        }
+    return false;
+}
+
+bool
+queue_pop_oldest (queue_t *self, qentry_t *entry)
+{
+    if (self->ready_count == 0)
+        return false;
+    for (int p = 0; p <= 9; p++)
+        if (s_ring_pop_front (&self->ready[p], entry)) {
+            self->ready_count--;
+            self->ready_bytes -= entry->size;
+            return true;
+        }
+    return false;
+}
+
+uint64_t
+queue_depth (const queue_t *self)
+{
+    return self->ready_count + self->unacked_count;
+}
+
+bool
+queue_would_overflow (const queue_t *self, uint64_t extra_msgs,
+                      uint64_t extra_bytes)
+{
+    if (self->opts.max_length
+        && queue_depth (self) + self->pending_count + extra_msgs
+               > self->opts.max_length)
+        return true;
+    if (self->opts.max_bytes
+        && self->ready_bytes + self->unacked_bytes + self->pending_bytes
+                   + extra_bytes
+               > self->opts.max_bytes)
+        return true;
+    return false;
+}
+
+void
+queue_drain (queue_t *self, void (*fn) (void *ctx, const qentry_t *e),
+             void *ctx)
+{
+    qentry_t entry;
+    while (queue_pop (self, &entry))
+        if (fn)
+            fn (ctx, &entry);
+}
+
+bool
+queue_dedup_check (queue_t *self, fedq_str_t message_id, int64_t now_ms)
+{
+    if (!self->dedup || !message_id.len)
+        return false;
+    char key[PROTO_MAX_NAME + 1];
+    if (message_id.len > PROTO_MAX_NAME)
+        return false;
+    memcpy (key, message_id.ptr, message_id.len);
+    key[message_id.len] = 0;
+    zhashx_t *hash = self->dedup;
+    void *seen = zhashx_lookup (hash, key);
+    if (seen) {
+        int64_t at = (int64_t) (intptr_t) seen;
+        if (now_ms - at < (int64_t) self->opts.dedup_window_ms)
+            return true;
+        zhashx_update (hash, key, (void *) (intptr_t) now_ms);
+        return false;
+    }
+    zhashx_insert (hash, key, (void *) (intptr_t) (now_ms ? now_ms : 1));
+    return false;
+}
+
+void
+queue_dedup_expire (queue_t *self, int64_t now_ms)
+{
+    if (!self->dedup)
+        return;
+    zhashx_t *hash = self->dedup;
+    int64_t cutoff = now_ms - (int64_t) self->opts.dedup_window_ms;
+    zlistx_t *stale = zlistx_new ();
+    zlistx_set_destructor (stale, (zlistx_destructor_fn *) zstr_free);
+    for (void *item = zhashx_first (hash); item; item = zhashx_next (hash)) {
+        if ((int64_t) (intptr_t) item < cutoff)
+            zlistx_add_end (stale, strdup ((const char *) zhashx_cursor (hash)));
+    }
+    for (char *key = zlistx_first (stale); key; key = zlistx_next (stale))
+        zhashx_delete (hash, key);
+    zlistx_destroy (&stale);
+}

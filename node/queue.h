@@ -1,0 +1,122 @@
+//  node/queue.h — one queue's in-memory index: the ready messages (by
+//  priority, oldest first) as small entries pointing into the log. Bodies
+//  stay on disk; an entry is 32 bytes, so a million queued messages need
+//  about 32 MiB.
+#ifndef QUEUE_H_INCLUDED
+#define QUEUE_H_INCLUDED
+
+#include "fedq.h"
+#include "proto.h"
+#include "store.h"
+
+//  A queued message: where it is in the log and what dispatch needs.
+typedef struct {
+    store_pos_t pos;            //  the message record
+    int64_t expires_at;         //  ms since epoch, 0 = never
+    int64_t enqueued_at;        //  ms since epoch on this node's clock (lag)
+    uint32_t size;              //  body bytes (max_bytes accounting)
+    uint16_t deliveries;        //  times delivered (redelivered when > 0)
+    uint8_t priority;           //  0..9
+    uint8_t flags;              //  QENTRY_* bits
+} qentry_t;
+
+#define QENTRY_REDELIVERED 1    //  delivered before, or recovered after restart
+
+//  A ring buffer of entries.
+typedef struct {
+    qentry_t *items;
+    size_t head;                //  index of the first entry
+    size_t count;
+    size_t cap;                 //  power of two, or 0
+} qring_t;
+
+typedef struct _consumer_t consumer_t;
+
+typedef struct _queue_t {
+    char *name;
+    uint64_t qid;               //  stable id in the log (never reused)
+    proto_qopts_t opts;         //  options; strings owned (dlx, dlk below)
+    char *dlx;                  //  dead_letter_exchange or NULL
+    char *dlk;                  //  dead_letter_routing_key or NULL
+    bool from_config;           //  declared by the config file
+    bool ever_consumed;         //  auto_delete only after a first consumer
+    char *owner;                //  shovel that owns it (only consumer) or NULL
+    qring_t *ready;             //  one ring per priority level (max_priority+1)
+    uint64_t ready_count;       //  messages in the rings
+    uint64_t ready_bytes;
+    uint64_t unacked_count;     //  delivered, not settled
+    uint64_t unacked_bytes;
+    uint64_t pending_count;     //  routed here, waiting for the commit
+    uint64_t pending_bytes;
+    consumer_t **consumers;     //  in order of arrival
+    size_t nconsumers;
+    size_t rr;                  //  round-robin cursor
+    bool dirty;                 //  on the broker's dispatch list
+    //  Dedup window: message_id -> time first seen (ms since epoch).
+    void *dedup;                //  zhashx_t *, or NULL when window is 0
+    //  Counters for status and metrics.
+    uint64_t published_total;
+    uint64_t delivered_total;
+    uint64_t acked_total;
+    uint64_t dropped_total;     //  drop-head, TTL without DLX, reject w/o DLX
+    uint64_t dead_lettered_total;
+    uint64_t duplicates_total;  //  dedup window hits
+    uint64_t returned_full_total;
+} queue_t;
+
+//  Create a queue with options (strings copied).
+queue_t *
+    queue_new (const char *name, uint64_t qid, const proto_qopts_t *opts);
+
+//  Destroy the queue and null *self_p (consumers are not touched).
+void
+    queue_destroy (queue_t **self_p);
+
+//  Change options in place (a reload or redeclare from config).
+void
+    queue_set_opts (queue_t *self, const proto_qopts_t *opts);
+
+//  Append an entry at the tail of its priority level.
+void
+    queue_push (queue_t *self, const qentry_t *entry);
+
+//  Put an entry back at the head of its priority level (requeue).
+void
+    queue_push_front (queue_t *self, const qentry_t *entry);
+
+//  Peek the next entry to dispatch (highest priority, oldest); NULL if none.
+const qentry_t *
+    queue_peek (queue_t *self);
+
+//  Remove and return the next entry; false when empty.
+bool
+    queue_pop (queue_t *self, qentry_t *entry);
+
+//  Remove the oldest entry of the lowest priority (drop-head); false if none.
+bool
+    queue_pop_oldest (queue_t *self, qentry_t *entry);
+
+//  Total messages in the queue (ready + unacked).
+uint64_t
+    queue_depth (const queue_t *self);
+
+//  True when one more message of size bytes would exceed a limit.
+bool
+    queue_would_overflow (const queue_t *self, uint64_t extra_msgs,
+                          uint64_t extra_bytes);
+
+//  Remove every ready entry, calling fn for each (purge, delete).
+void
+    queue_drain (queue_t *self, void (*fn) (void *ctx, const qentry_t *e),
+                 void *ctx);
+
+//  Dedup window: true when message_id was seen within the window (and
+//  then the publish is a duplicate); otherwise remember it at now_ms.
+bool
+    queue_dedup_check (queue_t *self, fedq_str_t message_id, int64_t now_ms);
+
+//  Forget dedup ids older than the window.
+void
+    queue_dedup_expire (queue_t *self, int64_t now_ms);
+
+#endif
