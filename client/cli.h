@@ -158,10 +158,14 @@ int
     cli_usage_error (const char *command, const char *fmt, ...)
     __attribute__ ((format (printf, 2, 3)));
 
-//  Report a failed client call on stderr: what failed, on which node,
-//  the code and what to do. Returns CLI_EXIT_FAIL.
+//  Report a failed client call on stderr: what failed (what, for local
+//  failures), on which node, the code and what to do. CLI_EXIT_FAIL.
 int
     cli_client_error (fedq_client_t *client, const char *what);
+
+//  What a user can do about a failure with this code, or NULL.
+const char *
+    cli_hint (fedq_rc_t rc);
 
 //  Connect with the global options; NULL after reporting why.
 fedq_client_t *

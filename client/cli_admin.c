@@ -321,7 +321,8 @@ cli_cmd_delete (int argc, char **argv, cli_global_t *g)
     bool queue = argc >= 2 && strcmp (argv[1], "queue") == 0;
     bool exchange = argc >= 2 && strcmp (argv[1], "exchange") == 0;
     if (!queue && !exchange) {
-        if (argc >= 2 && (!strcmp (argv[1], "-h") || !strcmp (argv[1], "--help"))) {
+        if (argc >= 2
+            && (!strcmp (argv[1], "-h") || !strcmp (argv[1], "--help"))) {
             fputs (s_delete_usage, stdout);
             return CLI_EXIT_OK;
         }

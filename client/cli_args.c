@@ -164,9 +164,8 @@ cli_args_next (cli_args_t *self, int *exit_code)
     return CLI_ARGS_END;
 }
 
-//  What to do about a failure with this code.
-static const char *
-s_hint (fedq_rc_t rc)
+const char *
+cli_hint (fedq_rc_t rc)
 {
     switch (rc) {
         case FEDQ_ENOTFOUND:
@@ -205,11 +204,14 @@ cli_client_error (fedq_client_t *client, const char *what)
     if (rc == FEDQ_EAGAIN)
         return CLI_EXIT_FAIL;       //  interrupted: say nothing more
     char where[PROTO_MAX_NAME + 16] = "";
-    //  Codes from the node's replies: say which node said so.
-    if (client && rc != FEDQ_ETIMEOUT && rc != FEDQ_EIO)
+    //  The node's own error texts name their object ("queue \"x\": not
+    //  found"): say which node said so. Local failures say what we did.
+    if (client && rc != FEDQ_ETIMEOUT && rc != FEDQ_EIO) {
         snprintf (where, sizeof where, " on node %s",
                   fedq_client_node_id (client));
-    const char *hint = s_hint (rc);
+        what = NULL;
+    }
+    const char *hint = cli_hint (rc);
     if (!client && rc == FEDQ_ETIMEOUT)
         hint = "set the endpoint with -e or FEDQ_ENDPOINT, or wait longer "
                "with --timeout";

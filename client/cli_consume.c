@@ -10,14 +10,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#define S_DEFAULT_PREFETCH 100
+#define S_DEFAULT_PREFETCH 500
 #define S_ACK_BATCH 256             //  ack at least this often
 
 static const char *s_consume_usage =
     "usage: fedq consume QUEUE [options]\n"
     "Print the messages of QUEUE as they arrive, acking each once printed.\n"
     "  -n, --count N     exit after N messages\n"
-    "  --prefetch N      unacked messages in flight (default 100; 0 = no\n"
+    "  --prefetch N      unacked messages in flight (default 500; 0 = no\n"
     "                    limit)\n"
     "  --no-ack          the node settles on delivery (may lose messages)\n"
     "  --json            one JSON object per line (see docs/client.md)\n"
@@ -172,6 +172,12 @@ cli_cmd_consume (int argc, char **argv, cli_global_t *g)
     uint64_t received = 0;
     uint64_t to_ack = 0;        //  last printed dtag not yet acked
     uint64_t batch = 0;         //  printed since the last ack
+    //  Ack by half the credit, so the node never waits for our acks.
+    uint64_t ack_every = a.prefetch ? a.prefetch / 2 : S_ACK_BATCH;
+    if (ack_every == 0)
+        ack_every = 1;
+    if (ack_every > S_ACK_BATCH)
+        ack_every = S_ACK_BATCH;
     rc = CLI_EXIT_OK;
     while (!a.count || received < a.count) {
         //  With printed messages unacked, look for more without waiting.
@@ -204,7 +210,7 @@ cli_cmd_consume (int argc, char **argv, cli_global_t *g)
         received++;
         if (!a.no_ack) {
             to_ack = d.dtag;
-            if (++batch >= S_ACK_BATCH) {
+            if (++batch >= ack_every) {
                 batch = 0;
                 if (s_flush_and_ack (c, &to_ack) != FEDQ_OK) {
                     rc = cli_client_error (c, what);

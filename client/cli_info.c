@@ -172,7 +172,10 @@ cli_cmd_lag (int argc, char **argv, cli_global_t *g)
         return rc == FEDQ_OK ? CLI_EXIT_OK : CLI_EXIT_FAIL;
     }
     cli_catch_signals ();
+    fedq_buf_t body = {0};
     while (!cli_interrupted ()) {
+        body.size = 0;
+        s_lag_screen (&c, g, &body);
         out.size = 0;
         //  Home, clear screen, then the whole screen in one write.
         const char *clear = "\033[H\033[2J";
@@ -187,7 +190,7 @@ cli_cmd_lag (int argc, char **argv, cli_global_t *g)
                   c ? fedq_client_node_id (c) : g->endpoint,
                   (double) interval_ms / 1000, clock);
         fedq_buf_append (&out, head, strlen (head));
-        s_lag_screen (&c, g, &out);
+        fedq_buf_append (&out, body.data, body.size);
         fwrite (out.data, 1, out.size, stdout);
         fflush (stdout);
         //  Wait, keeping the session alive; Ctrl-C ends the wait.
@@ -197,6 +200,7 @@ cli_cmd_lag (int argc, char **argv, cli_global_t *g)
             poll (NULL, 0, (int) interval_ms);
     }
     fedq_buf_free (&out);
+    fedq_buf_free (&body);
     fedq_client_destroy (&c);
     return CLI_EXIT_OK;
 }

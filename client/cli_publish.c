@@ -308,15 +308,18 @@ s_summary (fedq_client_t *c, s_run_t *run, int64_t start_us)
              "%s, unconfirmed %" PRIu64 ", elapsed %.3f s, %.0f msg/s\n",
              st.published, st.confirmed, st.returned, returned, st.unsettled,
              elapsed, elapsed > 0 ? (double) st.published / elapsed : 0.0);
-    for (int i = 0; i < 32; i++)
-        if (run->returned_by[i])
-            fprintf (stderr,
-                     "fedq: %" PRIu64 " message%s returned by node %s: %s "
-                     "(%s)\n", run->returned_by[i],
-                     run->returned_by[i] == 1 ? "" : "s",
-                     fedq_client_node_id (c),
-                     run->return_text[i][0] ? run->return_text[i] : "not stored",
-                     fedq_rc_name ((fedq_rc_t) -i));
+    for (int i = 0; i < 32; i++) {
+        if (!run->returned_by[i])
+            continue;
+        const char *hint = cli_hint ((fedq_rc_t) -i);
+        fprintf (stderr,
+                 "fedq: %" PRIu64 " message%s returned by node %s: %s "
+                 "(%s)%s%s\n", run->returned_by[i],
+                 run->returned_by[i] == 1 ? "" : "s", fedq_client_node_id (c),
+                 run->return_text[i][0] ? run->return_text[i] : "not stored",
+                 fedq_rc_name ((fedq_rc_t) -i), hint ? "; " : "",
+                 hint ? hint : "");
+    }
 }
 
 int
@@ -384,7 +387,8 @@ cli_cmd_publish (int argc, char **argv, cli_global_t *g)
             s_make_body (&a, i, a.body, a.body ? strlen (a.body) : 0, &body);
         //  Pace to --rate: message i goes at start + (i - 1) / rate.
         if (a.rate > 0) {
-            int64_t due = start_us + (int64_t) ((double) (i - 1) * 1e6 / a.rate);
+            int64_t due
+                = start_us + (int64_t) ((double) (i - 1) * 1e6 / a.rate);
             int64_t wait_ms = (due - fedq_mono_us ()) / 1000;
             if (wait_ms > 0 && fedq_client_poll (c, (int) wait_ms) != FEDQ_OK)
                 break;

@@ -29,6 +29,7 @@ fedq_rc_name (fedq_rc_t rc)
         case FEDQ_ETIMEOUT: return "ETIMEOUT";
         case FEDQ_ELOOP: return "ELOOP";
         case FEDQ_EAGAIN: return "EAGAIN";
+        case FEDQ_ESESSION: return "ESESSION";
     }
     return "EUNKNOWN";
 }

@@ -29,6 +29,8 @@ typedef enum {
     FEDQ_ETIMEOUT = -14,    //  no answer in time
     FEDQ_ELOOP = -15,       //  message already visited the destination node
     FEDQ_EAGAIN = -16,      //  try again later (no credit, nothing ready)
+    FEDQ_ESESSION = -17,    //  unknown session (node restarted, session
+                            //  expired): send HELLO again, republish
 } fedq_rc_t;
 
 //  Short, stable name of a status code ("EPROTO").

@@ -63,6 +63,9 @@ s_error_add (cfg_ctx_t *ctx, cfg_mark_t mark, char *msg)
 
 static char *
 s_vformat (const char *fmt, va_list args)
+    __attribute__ ((format (printf, 1, 0)));
+static char *
+s_vformat (const char *fmt, va_list args)
 {
     char *msg = NULL;
     if (vasprintf (&msg, fmt, args) < 0)
@@ -251,6 +254,32 @@ s_suggest (const char *scope, const char *name)
     return found ? cfg_key_name (found) : NULL;
 }
 
+//  Where else a key of this name lives, when a file put it at the wrong
+//  level: "shovels[].source or shovels[].destination". Only sections of
+//  the same part of the file are named (anywhere, at the top level).
+static bool
+s_elsewhere (const char *scope, const char *name, char *buf, size_t size)
+{
+    size_t section = strcspn (scope, ".[");
+    size_t used = 0, found = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < cfg_nkeys && found < 3; i++) {
+        const cfg_key_t *key = &cfg_keys[i];
+        if (strcmp (cfg_key_name (key), name) != 0)
+            continue;
+        if (section && strncmp (key->path, scope, section) != 0)
+            continue;
+        int parent = (int) (cfg_key_name (key) - key->path) - 1;
+        if (parent <= 0)
+            continue;           //  a top-level key: "did you mean" covers it
+        used += (size_t) snprintf (buf + used, used < size ? size - used : 0,
+                                   "%s%.*s", found ? " or " : "", parent,
+                                   key->path);
+        found++;
+    }
+    return found > 0 && used < size;
+}
+
 static void
 s_walk_value (cfg_ctx_t *ctx, const cfg_key_t *key, yaml_node_t *node,
               const char *path, void *base);
@@ -282,12 +311,22 @@ s_walk_map (cfg_ctx_t *ctx, yaml_node_t *map, const char *scope,
         const cfg_key_t *key = cfg_key_child (scope, name);
         if (!key) {
             const char *close = s_suggest (scope, name);
-            char names[512];
+            char names[512], where_else[256];
             s_child_names (scope, names, sizeof names);
-            if (close)
+            if (strcmp (name, "<<") == 0)
+                cfg_ctx_error (ctx, s_mark (knode),
+                               "%s: YAML merge keys are not supported; write "
+                               "the keys out (an alias of a whole value, "
+                               "such as destination: *hub, works)",
+                               path);
+            else if (close)
                 cfg_ctx_error (ctx, s_mark (knode),
                                "%s: unknown key; did you mean '%s'?", path,
                                close);
+            else if (s_elsewhere (scope, name, where_else, sizeof where_else))
+                cfg_ctx_error (ctx, s_mark (knode),
+                               "%s: unknown key here; '%s' is a key of %s",
+                               path, name, where_else);
             else
                 cfg_ctx_error (ctx, s_mark (knode),
                                "%s: unknown key; expected one of: %s", path,
@@ -362,6 +401,11 @@ s_walk_list (cfg_ctx_t *ctx, const cfg_key_t *key, yaml_node_t *node,
     }
     size_t count = (size_t) (node->data.sequence.items.top
                              - node->data.sequence.items.start);
+    if (count > CFG_MAX_VALUES - ctx->values) {
+        ctx->values = CFG_MAX_VALUES;
+        s_count_value (ctx, node, path);
+        return;
+    }
     void **array = (void **) cfg_key_at (key, base);
     *array = cfg_calloc (count, key->elem_size);
     memcpy ((char *) base + key->offset2, &count, sizeof count);

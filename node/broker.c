@@ -36,6 +36,7 @@ struct _broker_t {
     fedq_buf_t env;             //  scratch: encoded envelope
     char mark_key[PROTO_MAX_NAME + 3];  //  scratch: "o/NODE", "l/LINK"
     broker_stats_t stats;
+    int64_t last_tick;          //  mono ms of the last broker_tick
     u64map_t *recovering;       //  during open: per-queue settled positions
 };
 
@@ -434,8 +435,8 @@ broker_delete_queue (broker_t *self, const char *name, bool if_unused,
     s_cancel_all (self, queue);
     void *args[2] = {self, queue};
     queue_drain (queue, s_settle_cb, args);
-    //  Unacked messages: their holders skip them once the qid is gone;
-    //  settle them in the log now so their segments can be freed.
+    //  Unacked messages: their holders settle them when they are done
+    //  (see s_holder_queue).
     for (exchange_t *x = zhashx_first (self->exchanges); x;
          x = zhashx_next (self->exchanges))
         exchange_unbind_queue (x, queue);
@@ -1089,6 +1090,9 @@ broker_get (broker_t *self, queue_t *queue, bool no_ack, qentry_t *entry,
     return FEDQ_EAGAIN;
 }
 
+//  The queue a held delivery came from. When it was deleted meanwhile the
+//  delivery is settled in the log (so its segment can be freed) and NULL
+//  is returned.
 static queue_t *
 s_holder_queue (broker_t *self, uint64_t qid, const qentry_t *entry)
 {
@@ -1096,6 +1100,10 @@ s_holder_queue (broker_t *self, uint64_t qid, const qentry_t *entry)
     if (queue) {
         queue->unacked_count--;
         queue->unacked_bytes -= entry->size;
+    }
+    else {
+        queue_t gone = {.qid = qid};
+        s_settle (self, &gone, entry);
     }
     return queue;
 }
@@ -1157,8 +1165,22 @@ void
 broker_tick (broker_t *self)
 {
     int64_t now = fedq_wall_ms ();
+    int64_t mono = fedq_mono_ms ();
+    double elapsed = self->last_tick ? (double) (mono - self->last_tick) / 1000.0
+                                     : 0;
+    self->last_tick = mono;
     for (queue_t *q = zhashx_first (self->queues); q;
          q = zhashx_next (self->queues)) {
+        if (elapsed > 0) {
+            double in = (double) (q->published_total - q->published_at_tick)
+                        / elapsed;
+            double out = (double) (q->delivered_total - q->delivered_at_tick)
+                         / elapsed;
+            q->publish_rate = q->publish_rate * 0.5 + in * 0.5;
+            q->deliver_rate = q->deliver_rate * 0.5 + out * 0.5;
+        }
+        q->published_at_tick = q->published_total;
+        q->delivered_at_tick = q->delivered_total;
         //  Expire from the heads; an expired message behind a live one
         //  waits until it reaches the head (as in AMQP brokers).
         const qentry_t *head;

@@ -282,6 +282,8 @@ s_queue_status (void *ctx, queue_t *q)
       (json_int_t) q->dead_lettered_total, "dropped_total",
       (json_int_t) q->dropped_total, "duplicates_total",
       (json_int_t) q->duplicates_total);
+    json_object_set_new (j, "publish_rate", json_real (q->publish_rate));
+    json_object_set_new (j, "deliver_rate", json_real (q->deliver_rate));
     if (q->owner)
         json_object_set_new (j, "shovel", json_string (q->owner));
     json_array_append_new (queues, j);
@@ -301,13 +303,27 @@ node_status_json (node_t *self)
       "config_generation", (json_int_t) self->config_generation,
       "config_loaded_at", (json_int_t) self->config_loaded_at, "fsync",
       fsync_names[self->cfg->node.fsync], "listen", self->cfg->node.listen);
-    json_object_set_new (
-      node, "store",
-      json_pack ("{s:I, s:I, s:I, s:I, s:I}", "bytes", (json_int_t) ss.bytes,
-                 "segments", (json_int_t) ss.segments, "fsyncs",
-                 (json_int_t) ss.fsyncs, "live_refs",
-                 (json_int_t) ss.live_refs, "corrupt_reads",
-                 (json_int_t) ss.corrupt_reads));
+    json_t *store = json_pack (
+      "{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "bytes", (json_int_t) ss.bytes,
+      "segments", (json_int_t) ss.segments, "commits",
+      (json_int_t) ss.commits, "fsyncs", (json_int_t) ss.fsyncs, "live_refs",
+      (json_int_t) ss.live_refs, "corrupt_reads",
+      (json_int_t) ss.corrupt_reads, "fsync_us_total",
+      (json_int_t) ss.fsync_us_total);
+    //  fsync latency histogram: counts per bucket (not cumulative) and
+    //  the upper bound of each bucket in seconds (the last is +Inf: null).
+    json_t *counts = json_array (), *bounds = json_array ();
+    for (int i = 0; i < 12; i++) {
+        json_array_append_new (counts,
+                               json_integer ((json_int_t) ss.fsync_hist[i]));
+        json_array_append_new (
+          bounds, i == 11 ? json_null ()
+                          : json_real ((double) store_fsync_buckets_us[i]
+                                       / 1e6));
+    }
+    json_object_set_new (store, "fsync_hist", counts);
+    json_object_set_new (store, "fsync_hist_le", bounds);
+    json_object_set_new (node, "store", store);
     json_object_set_new (
       node, "stats",
       json_pack ("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",

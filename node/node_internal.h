@@ -31,6 +31,8 @@ struct _session_t {
     uint64_t batch_first_seq;   //  first PUBLISH seq of this loop turn
     bool confirm_due;           //  on the node's confirm list
     bool gone;                  //  peer unreachable; end at next turn
+    bool hello;                 //  opened with HELLO or LINK_HELLO
+    bool told;                  //  told once that it must say HELLO
     consumer_t **consumers;
     size_t nconsumers;
     s_unacked_t *unacked;       //  ring of held deliveries by dtag

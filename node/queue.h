@@ -62,6 +62,11 @@ typedef struct _queue_t {
     uint64_t dead_lettered_total;
     uint64_t duplicates_total;  //  dedup window hits
     uint64_t returned_full_total;
+    //  Rates in messages per second, smoothed, updated by broker_tick.
+    double publish_rate;
+    double deliver_rate;
+    uint64_t published_at_tick;     //  published_total at the last tick
+    uint64_t delivered_at_tick;
 } queue_t;
 
 //  Create a queue with options (strings copied).

@@ -924,6 +924,35 @@ session_handle (node_t *self, const uint8_t *id, size_t idlen,
     if (!session)
         return;
     session->last_seen = fedq_mono_ms ();
+    if (frame->cmd == PROTO_HELLO || frame->cmd == PROTO_LINK_HELLO)
+        session->hello = true;
+    else if (!session->hello) {
+        //  A peer we do not know: this node restarted, or the connection
+        //  was re-established and its session with it. Confirming its
+        //  publishes would cover ones that never arrived, so nothing is
+        //  accepted until it says HELLO again. Told once; the rest of its
+        //  frames are dropped.
+        if (frame->cmd == PROTO_PUBLISH) {
+            proto_frame_t ret = {.version = PROTO_VERSION,
+                                 .cmd = PROTO_RETURN,
+                                 .present = PF_SEQ | PF_CODE | PF_TEXT,
+                                 .seq = frame->seq,
+                                 .code = FEDQ_ESESSION,
+                                 .text = fedq_str_of (
+                                   "unknown session: send HELLO and "
+                                   "publish again")};
+            node_send (self, id, idlen, &ret, NULL, 0, NULL, 0);
+        }
+        if (!session->told && frame->cmd != PROTO_BYE) {
+            session->told = true;
+            node_send_error (self, id, idlen, frame->rid, FEDQ_ESESSION,
+                             "unknown session (the node restarted or the "
+                             "session expired): send HELLO first");
+        }
+        if (frame->cmd == PROTO_BYE)
+            session->gone = true;
+        return;
+    }
     switch (frame->cmd) {
         case PROTO_PUBLISH:
             s_publish (self, session, frame, env, body);
@@ -948,6 +977,9 @@ session_handle (node_t *self, const uint8_t *id, size_t idlen,
         case PROTO_HELLO: {
             if (frame->present & PF_HEARTBEAT && frame->heartbeat_ms >= 100)
                 session->heartbeat_ms = frame->heartbeat_ms;
+            //  A client that reconnects continues its publish numbering.
+            if (frame->present & PF_SEQ)
+                session->last_seq = frame->seq;
             proto_frame_t f = {.version = PROTO_VERSION,
                                .cmd = PROTO_HELLO_OK,
                                .present = PF_RID | PF_NODE | PF_TEXT,

@@ -352,7 +352,7 @@ static fedq_rc_t
 s_check_size (store_t *self, uint64_t ext)
 {
     if (ext + s_checkpoint_extent (self) > self->segment_bytes) {
-        fedq_error ("store: a record of %" PRIu64 " bytes does not fit a "
+        fedq_warn ("store: a record of %" PRIu64 " bytes does not fit a "
                     "segment of %" PRIu64 " bytes",
                     ext, self->segment_bytes);
         return FEDQ_ETOOBIG;
@@ -872,7 +872,21 @@ store_stats (store_t *self, store_stats_t *stats)
 static fedq_rc_t
 s_mkdir (const char *path)
 {
-    if (mkdir (path, 0700) == 0 || errno == EEXIST)
+    if (mkdir (path, 0700) == 0) {
+        //  Make the new entry durable in its parent.
+        char *parent = fedq_str_dup (fedq_str_of (path));
+        char *slash = strrchr (parent, '/');
+        if (slash)
+            *(slash == parent ? slash + 1 : slash) = 0;
+        int fd = open (slash ? parent : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd >= 0) {
+            fsync (fd);
+            close (fd);
+        }
+        free (parent);
+        return FEDQ_OK;
+    }
+    if (errno == EEXIST)
         return FEDQ_OK;
     fedq_error ("store: cannot create directory %s: %s", path,
                 strerror (errno));

@@ -82,7 +82,11 @@ typedef struct {
 
 //  Visitor called by store_open for every record, in log order. A message
 //  is live in queue q from its record until a settle of (q, pos). Marks are
-//  applied by the store itself; visitors need not track them.
+//  applied by the store itself; visitors need not track them. Settles of
+//  messages in segments already deleted are not passed on. A record made by
+//  store_relocate arrives as on_msg (new pos) for one queue, with the same
+//  origin and seq, followed by on_settle (qid, old pos): replace in place
+//  to keep the queue's order.
 typedef struct {
     void *ctx;
     void (*on_msg) (void *ctx, store_pos_t pos, const store_msg_t *msg);
@@ -142,7 +146,10 @@ bool
     store_pending (store_t *self);
 
 //  Read the committed message record at pos, verifying its CRC.
-//  FEDQ_ECORRUPT (logged once with segment and offset) when it fails.
+//  FEDQ_ECORRUPT (logged once with segment and offset) when it fails;
+//  FEDQ_ENOTFOUND when no committed record is there (deleted segment, not
+//  yet committed); FEDQ_EINVAL when the record there is not a message.
+//  msg->marks points into a store buffer valid until the next store_read.
 fedq_rc_t
     store_read (store_t *self, store_pos_t pos, store_msg_t *msg);
 
@@ -164,7 +171,10 @@ void
 
 //  Delete segments with no live message (never the active one). Returns
 //  the number of segments deleted. Pointers from store_read into deleted
-//  segments become invalid.
+//  segments become invalid. A segment also stays while uncommitted records
+//  settle into it, and while an older segment its settles point into is
+//  left (or those messages would come back on restart): compacting the
+//  older one frees both. Call it after store_commit.
 int
     store_maintain (store_t *self);
 

@@ -270,6 +270,29 @@ s_deliver (consumer_t *consumer, const qentry_t *entry, const store_msg_t *rec)
     return FEDQ_OK;
 }
 
+//  The source queue was deleted under the link.
+static void
+s_cancelled (consumer_t *consumer)
+{
+    shovel_link_t *self = consumer->owner;
+    self->consumer = NULL;
+    //  What it held is settled by the broker's holder rule: ack each so
+    //  the log can free them.
+    for (size_t i = 0; i < self->count; i++)
+        broker_ack (self->broker, self->qid, &s_at (self, i)->entry);
+    self->count = 0;
+    self->next_send = 0;
+    self->window_bytes = 0;
+    self->state = SHOVEL_STOPPED;
+    s_error (self, "source queue \"%s\" was deleted", self->cfg.source_queue);
+    fedq_warn ("shovel=%s stopped: source queue %s was deleted",
+               self->cfg.name, self->cfg.source_queue);
+    if (self->sock) {
+        zmq_close (self->sock);
+        self->sock = NULL;
+    }
+}
+
 //  --------------------------------------------------------------------
 //  Connection
 
@@ -514,6 +537,12 @@ shovel_link_recv (shovel_link_t *self)
                     s_on_reject (self, &f);
                 break;
             case PROTO_ERROR:
+                if (f.code == FEDQ_ESESSION) {
+                    zmq_msg_close (&part);
+                    s_disconnect (self, "the destination does not know this "
+                                        "connection (it restarted)");
+                    return;
+                }
                 s_error (self, "destination error: %.*s", (int) f.text.len,
                          f.text.ptr ? f.text.ptr : "");
                 fedq_warn ("shovel=%s destination error: %.*s",
@@ -623,6 +652,18 @@ shovel_link_tick (shovel_link_t *self)
         snprintf (why, sizeof why,
                   "no answer from %s for %" PRId64 " ms",
                   self->cfg.dest_endpoint, silent);
+        s_disconnect (self, why);
+        return;
+    }
+    //  Connected, holding messages, and no confirm for a long time: the
+    //  destination answers pings but not this link. Start over.
+    int64_t stall = now - self->last_progress;
+    if (self->welcomed && self->count && !self->retry_at
+        && stall > 10 * (int64_t) self->cfg.heartbeat_ms && stall > 10000) {
+        char why[160];
+        snprintf (why, sizeof why,
+                  "no confirm from %s for %" PRId64 " ms with %zu in flight",
+                  self->cfg.dest_endpoint, stall, self->count);
         s_disconnect (self, why);
         return;
     }
@@ -741,6 +782,7 @@ shovel_link_new (const cfg_shovel_t *cfg, const char *node_id,
                         self->window, false, self->cfg.name, self,
                         s_deliver, &self->consumer))
         goto failed;
+    self->consumer->cancelled = s_cancelled;
     self->state = SHOVEL_STARTING;
     if (self->limited && self->limit == 0) {
         self->state = SHOVEL_STOPPED;

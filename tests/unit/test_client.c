@@ -11,7 +11,9 @@
 
 #include "fedq_client.h"
 
+#include <czmq.h>
 #include <pthread.h>
+#include <unistd.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,19 +237,33 @@ s_fake_run (void *arg)
     return NULL;
 }
 
+//  A fake node; a CURVE server when server_cert is given.
 static fake_t *
-s_fake_new (void)
+s_fake_new_curve (zcert_t *server_cert)
 {
     fake_t *f = calloc (1, sizeof *f);
     f->ctx = zmq_ctx_new ();
     f->router = zmq_socket (f->ctx, ZMQ_ROUTER);
     int linger = 0;
     zmq_setsockopt (f->router, ZMQ_LINGER, &linger, sizeof linger);
+    if (server_cert) {
+        int as_server = 1;
+        zmq_setsockopt (f->router, ZMQ_CURVE_SERVER, &as_server,
+                        sizeof as_server);
+        zmq_setsockopt (f->router, ZMQ_CURVE_SECRETKEY,
+                        zcert_secret_key (server_cert), 32);
+    }
     assert_int_equal (zmq_bind (f->router, "tcp://127.0.0.1:*"), 0);
     size_t len = sizeof f->endpoint;
     zmq_getsockopt (f->router, ZMQ_LAST_ENDPOINT, f->endpoint, &len);
     pthread_create (&f->thread, NULL, s_fake_run, f);
     return f;
+}
+
+static fake_t *
+s_fake_new (void)
+{
+    return s_fake_new_curve (NULL);
 }
 
 static void
@@ -528,6 +544,58 @@ test_heartbeat (void **state)
     s_fake_destroy (&f);
 }
 
+static void
+test_curve (void **state)
+{
+    (void) state;
+    if (!zmq_has ("curve"))
+        skip ();
+    char dir[] = "/tmp/test_client_XXXXXX";
+    assert_non_null (mkdtemp (dir));
+    char client_key[128], server_pub[128], other_pub[128];
+    snprintf (client_key, sizeof client_key, "%s/client.key", dir);
+    snprintf (server_pub, sizeof server_pub, "%s/server.pub", dir);
+    snprintf (other_pub, sizeof other_pub, "%s/other.pub", dir);
+    zcert_t *server = zcert_new ();
+    zcert_t *client = zcert_new ();
+    zcert_t *other = zcert_new ();
+    assert_int_equal (zcert_save_secret (client, client_key), 0);
+    assert_int_equal (zcert_save_public (server, server_pub), 0);
+    assert_int_equal (zcert_save_public (other, other_pub), 0);
+    fake_t *f = s_fake_new_curve (server);
+    //  The right server key: a session.
+    fedq_client_opts_t opts = {.timeout_ms = 2000,
+                               .key_file = client_key,
+                               .server_key_file = server_pub};
+    fedq_client_t *c = fedq_client_new (f->endpoint, &opts);
+    assert_non_null (c);
+    assert_int_equal (fedq_client_ping (c, NULL), FEDQ_OK);
+    fedq_client_destroy (&c);
+    //  The wrong one: the handshake fails, nothing is answered.
+    opts.server_key_file = other_pub;
+    opts.timeout_ms = 300;
+    assert_null (fedq_client_new (f->endpoint, &opts));
+    assert_int_equal (fedq_client_last_rc (NULL), FEDQ_ETIMEOUT);
+    assert_non_null (strstr (fedq_client_last_error (NULL), "CURVE keys"));
+    //  A public key where the secret one belongs.
+    opts.key_file = server_pub;
+    opts.server_key_file = server_pub;
+    assert_null (fedq_client_new (f->endpoint, &opts));
+    assert_int_equal (fedq_client_last_rc (NULL), FEDQ_EINVAL);
+    assert_non_null (strstr (fedq_client_last_error (NULL), "no secret key"));
+    //  A plain client gets nowhere with a CURVE node.
+    fedq_client_opts_t plain = {.timeout_ms = 300};
+    assert_null (fedq_client_new (f->endpoint, &plain));
+    s_fake_destroy (&f);
+    zcert_destroy (&server);
+    zcert_destroy (&client);
+    zcert_destroy (&other);
+    unlink (client_key);
+    unlink (server_pub);
+    unlink (other_pub);
+    rmdir (dir);
+}
+
 int
 main (void)
 {
@@ -539,6 +607,7 @@ main (void)
         cmocka_unit_test (test_publish_window),
         cmocka_unit_test (test_consume_and_get),
         cmocka_unit_test (test_heartbeat),
+        cmocka_unit_test (test_curve),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -10,9 +10,12 @@
 
 #include "cli.h"
 
+#include <czmq.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static void
 test_parse_duration (void **state)
@@ -557,6 +560,48 @@ test_main_usage (void **state)
     assert_int_equal (cli_main (5, bad_type), CLI_EXIT_USAGE);
 }
 
+static void
+test_keygen (void **state)
+{
+    (void) state;
+    char dir[] = "/tmp/test_client_cli_XXXXXX";
+    assert_non_null (mkdtemp (dir));
+    char cwd[4096];
+    assert_non_null (getcwd (cwd, sizeof cwd));
+    assert_int_equal (chdir (dir), 0);
+    char *argv[] = {(char *) "fedq", (char *) "keygen", (char *) "site",
+                    (char *) "--role", (char *) "peer", NULL};
+    assert_int_equal (cli_main (5, argv), CLI_EXIT_OK);
+    struct stat st;
+    assert_int_equal (stat ("site.key", &st), 0);
+    assert_int_equal (st.st_mode & 0777, 0600);
+    assert_int_equal (stat ("site.pub", &st), 0);
+    zcert_t *secret = zcert_load ("site.key");
+    zcert_t *public = zcert_load ("site.pub");
+    assert_non_null (secret);
+    assert_non_null (public);
+    assert_memory_equal (zcert_public_key (secret), zcert_public_key (public),
+                         32);
+    assert_string_equal (zcert_meta (public, "role"), "peer");
+    assert_string_equal (zcert_meta (public, "name"), "site");
+    //  The public file holds no secret.
+    static const uint8_t zero[32] = {0};
+    assert_memory_equal (zcert_secret_key (public), zero, 32);
+    zcert_destroy (&secret);
+    zcert_destroy (&public);
+    //  Never overwrite.
+    assert_int_equal (cli_main (3, argv), CLI_EXIT_FAIL);
+    unlink ("site.key");
+    assert_int_equal (cli_main (3, argv), CLI_EXIT_FAIL);     //  .pub left
+    assert_int_equal (stat ("site.key", &st), -1);
+    unlink ("site.pub");
+    char *bad_role[] = {(char *) "fedq", (char *) "keygen", (char *) "x",
+                        (char *) "--role", (char *) "admin", NULL};
+    assert_int_equal (cli_main (5, bad_role), CLI_EXIT_USAGE);
+    assert_int_equal (chdir (cwd), 0);
+    assert_int_equal (rmdir (dir), 0);
+}
+
 int
 main (void)
 {
@@ -576,6 +621,7 @@ main (void)
         cmocka_unit_test (test_args_consume),
         cmocka_unit_test (test_global_endpoint_env),
         cmocka_unit_test (test_main_usage),
+        cmocka_unit_test (test_keygen),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -198,7 +198,7 @@ static const bad_case_t s_bad_cases[] = {
      "too large"},
     {"21-duration-out-of-range.yaml",
      "21-duration-out-of-range.yaml:11:16: shovels[0].heartbeat: expected "
-     "a duration from 10ms to 10m, got \"1h\""},
+     "a duration from 100ms to 10m, got \"1h\""},
     {"22-size-decimal-unit.yaml",
      "22-size-decimal-unit.yaml:5:22: node.max_message_bytes: expected a "
      "size such as 512, 64KiB, 16MiB or 1GiB, got \"16MB\": units are KiB, "
@@ -409,6 +409,18 @@ static const bad_case_t s_bad_cases[] = {
      "80-tab-indentation.yaml:2:1: YAML syntax error: found character that "
      "cannot start any token while scanning for the next token (at line "
      "2); indent with spaces, YAML does n"},
+    {"81-duplicate-binding.yaml",
+     "81-duplicate-binding.yaml:12:5: bindings[2]: the same binding as "
+     "bindings[0] (line 10); remove one"},
+    {"82-key-at-wrong-level.yaml",
+     "82-key-at-wrong-level.yaml:12:7: shovels[0].destination.prefetch: "
+     "unknown key here; 'prefetch' is a key of shovels[]"},
+    {"83-node-keys-at-top-level.yaml",
+     "83-node-keys-at-top-level.yaml:1:1: id: unknown key here; 'id' is a "
+     "key of node or federated_queues[].peers[]"},
+    {"84-merge-key.yaml",
+     "84-merge-key.yaml:8:5: queues[0].<<: YAML merge keys are not "
+     "supported; write the keys out"},
 };
 
 #define NBAD (sizeof s_bad_cases / sizeof s_bad_cases[0])
@@ -680,7 +692,7 @@ test_examples_topology (void **state)
     }
     assert_string_equal (syd->shovels[0].dest_exchange, "orders");
     assert_string_equal (mel->shovels[0].dest_exchange, "orders");
-    assert_null (mel->shovels[0].dest_routing_key);
+    assert_string_equal (mel->shovels[0].dest_routing_key, "order.created");
     assert_int_equal (per->nshovels, 0);
     assert_null (cfg_find_shovel (per, "outbox-to-perth"));
     assert_non_null (cfg_find_shovel (mel, "outbox-to-perth"));

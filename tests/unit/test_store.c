@@ -7,12 +7,14 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -862,6 +864,48 @@ test_commit_failure (void **state)
     s_rmdir (dir);
 }
 
+//  A real short write: the file size limit stops the write half way, and
+//  the rollback cuts the partial record off again.
+static void
+test_write_failure (void **state)
+{
+    (void) state;
+    char *dir = s_tmpdir ();
+    char *path = s_seg_path (dir, 1);
+    store_t *store = s_open (dir, STORE_FSYNC_BATCH, 0, NULL, NULL);
+    store_pos_t a = s_append (store, 1, 100, 1);
+    assert_int_equal (store_commit (store), FEDQ_OK);
+    off_t size = s_file_size (path);
+    struct rlimit old_limit, limit;
+    assert_int_equal (getrlimit (RLIMIT_FSIZE, &old_limit), 0);
+    limit = old_limit;
+    limit.rlim_cur = (rlim_t) size + 100;
+    signal (SIGXFSZ, SIG_IGN);
+    assert_int_equal (setrlimit (RLIMIT_FSIZE, &limit), 0);
+    s_append (store, 2, 1000, 1);
+    fedq_rc_t rc = store_commit (store);
+    assert_int_equal (setrlimit (RLIMIT_FSIZE, &old_limit), 0);
+    signal (SIGXFSZ, SIG_DFL);
+    assert_int_equal (rc, FEDQ_EIO);
+    assert_int_equal (s_file_size (path), size);
+    store_stats_t stats;
+    store_stats (store, &stats);
+    assert_int_equal (stats.live_refs, 1);
+    assert_int_equal (stats.bytes, (uint64_t) size);
+    store_pos_t b = s_append (store, 3, 1000, 1);
+    assert_int_equal (store_commit (store), FEDQ_OK);
+    s_check_read (store, a, 1, 100);
+    s_check_read (store, b, 3, 1000);
+    store_destroy (&store);
+    replay_t replay = {0};
+    store = s_open (dir, STORE_FSYNC_BATCH, 0, &replay, NULL);
+    assert_int_equal (replay.msgs, 2);
+    store_destroy (&store);
+    s_replay_reset (&replay);
+    free (path);
+    s_rmdir (dir);
+}
+
 //  --------------------------------------------------------------------------
 //  Compaction moves the last live messages out of a sparse segment
 
@@ -1087,6 +1131,7 @@ main (void)
         cmocka_unit_test (test_corrupt_middle),
         cmocka_unit_test (test_corrupt_read),
         cmocka_unit_test (test_commit_failure),
+        cmocka_unit_test (test_write_failure),
         cmocka_unit_test (test_compaction),
         cmocka_unit_test (test_fsync_policies),
         cmocka_unit_test (test_large_records),
