@@ -165,7 +165,7 @@ int
 
 //  What a user can do about a failure with this code, or NULL.
 const char *
-    cli_hint (fedq_rc_t rc);
+    cli_hint (fedq_rc_t rc, bool from_node);
 
 //  Connect with the global options; NULL after reporting why.
 fedq_client_t *

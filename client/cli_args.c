@@ -165,8 +165,11 @@ cli_args_next (cli_args_t *self, int *exit_code)
 }
 
 const char *
-cli_hint (fedq_rc_t rc)
+cli_hint (fedq_rc_t rc, bool from_node)
 {
+    if (from_node && (rc == FEDQ_EIO || rc == FEDQ_ENOSPC
+                      || rc == FEDQ_ECORRUPT))
+        return "the node could not use its data directory: see its log";
     switch (rc) {
         case FEDQ_ENOTFOUND:
             return "check the name, or declare it first";
@@ -204,14 +207,15 @@ cli_client_error (fedq_client_t *client, const char *what)
     if (rc == FEDQ_EAGAIN)
         return CLI_EXIT_FAIL;       //  interrupted: say nothing more
     char where[PROTO_MAX_NAME + 16] = "";
+    bool from_node = fedq_client_last_error_from_node (client);
     //  The node's own error texts name their object ("queue \"x\": not
     //  found"): say which node said so. Local failures say what we did.
-    if (client && rc != FEDQ_ETIMEOUT && rc != FEDQ_EIO) {
+    if (client && from_node) {
         snprintf (where, sizeof where, " on node %s",
                   fedq_client_node_id (client));
         what = NULL;
     }
-    const char *hint = cli_hint (rc);
+    const char *hint = cli_hint (rc, from_node);
     if (!client && rc == FEDQ_ETIMEOUT)
         hint = "set the endpoint with -e or FEDQ_ENDPOINT, or wait longer "
                "with --timeout";

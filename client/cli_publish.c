@@ -311,7 +311,7 @@ s_summary (fedq_client_t *c, s_run_t *run, int64_t start_us)
     for (int i = 0; i < 32; i++) {
         if (!run->returned_by[i])
             continue;
-        const char *hint = cli_hint ((fedq_rc_t) -i);
+        const char *hint = cli_hint ((fedq_rc_t) -i, true);
         fprintf (stderr,
                  "fedq: %" PRIu64 " message%s returned by node %s: %s "
                  "(%s)%s%s\n", run->returned_by[i],

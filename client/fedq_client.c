@@ -16,6 +16,7 @@
 
 static _Thread_local fedq_rc_t s_new_rc;
 static _Thread_local char s_new_error[CLIENT_ERROR_MAX];
+static _Thread_local bool s_new_from_node;
 
 //  Record a failure on self (or the per-thread slot when NULL); return rc.
 fedq_rc_t
@@ -26,10 +27,14 @@ client_fail (fedq_client_t *self, fedq_rc_t rc, const char *fmt, ...)
     va_start (args, fmt);
     vsnprintf (text, CLIENT_ERROR_MAX, fmt, args);
     va_end (args);
-    if (self)
+    if (self) {
         self->last_rc = rc;
-    else
+        self->last_from_node = false;
+    }
+    else {
         s_new_rc = rc;
+        s_new_from_node = false;
+    }
     return rc;
 }
 
@@ -59,7 +64,7 @@ fedq_rc_t
 client_request (fedq_client_t *self, proto_frame_t *frame, proto_frame_t *reply)
 {
     if (self->dead)
-        return self->last_rc ? self->last_rc : FEDQ_EIO;
+        return FEDQ_EIO;
     if (!self->open && frame->cmd != PROTO_HELLO)
         return client_fail (self, FEDQ_EINVAL, "the session is closed");
     frame->present |= PF_RID;
@@ -98,12 +103,16 @@ client_request (fedq_client_t *self, proto_frame_t *frame, proto_frame_t *reply)
     if (reply->cmd == PROTO_ERROR) {
         rc = client_wire_rc (reply->code);
         if (reply->text.len)
-            return client_fail (self, rc, "%.*s", (int) reply->text.len,
-                                reply->text.ptr);
-        return client_fail (self, rc, "%s refused by node %s",
-                            proto_cmd_name ((int) frame->cmd), self->node_id);
+            client_fail (self, rc, "%.*s", (int) reply->text.len,
+                         reply->text.ptr);
+        else
+            client_fail (self, rc, "%s refused",
+                         proto_cmd_name ((int) frame->cmd));
+        self->last_from_node = true;
+        return rc;
     }
     self->last_rc = FEDQ_OK;
+    self->last_from_node = false;
     self->last_error[0] = 0;
     return FEDQ_OK;
 }
@@ -242,10 +251,12 @@ fedq_client_new (const char *endpoint, const fedq_client_opts_t *opts)
                          opts->key_file ? " (is fedq-node running there, and "
                                      "are the CURVE keys the right ones?)"
                                    : " (is fedq-node running there?)");
-        else
+        else {
             client_fail (NULL, self->last_rc,
                          "node at %s refused the session: %s", endpoint,
                          self->last_error);
+            s_new_from_node = self->last_from_node;
+        }
         goto cleanup;
     }
     if (reply.cmd != PROTO_HELLO_OK) {
@@ -315,6 +326,12 @@ const char *
 fedq_client_last_error (fedq_client_t *self)
 {
     return self ? self->last_error : s_new_error;
+}
+
+bool
+fedq_client_last_error_from_node (fedq_client_t *self)
+{
+    return self ? self->last_from_node : s_new_from_node;
 }
 
 fedq_rc_t

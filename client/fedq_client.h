@@ -62,6 +62,12 @@ const char *
 fedq_rc_t
     fedq_client_last_rc (fedq_client_t *self);
 
+//  True when the last failure is an ERROR the node sent (its code and
+//  text), false when the client saw it (timeout, lost node, bad
+//  argument); NULL as above.
+bool
+    fedq_client_last_error_from_node (fedq_client_t *self);
+
 //  The node's id from HELLO_OK ("sydney"), or the endpoint if it sent none.
 const char *
     fedq_client_node_id (fedq_client_t *self);

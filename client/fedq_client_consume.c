@@ -151,7 +151,7 @@ static fedq_rc_t
 s_settle (fedq_client_t *self, proto_cmd_t cmd, uint64_t dtag, uint32_t flags)
 {
     if (self->dead)
-        return self->last_rc ? self->last_rc : FEDQ_EIO;
+        return FEDQ_EIO;
     if (!self->open)
         return client_fail (self, FEDQ_EINVAL, "the session is closed");
     proto_frame_t f;

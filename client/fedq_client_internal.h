@@ -54,6 +54,7 @@ struct _fedq_client_t {
     size_t ring_cap;            //  slots allocated
     //  Last failure.
     fedq_rc_t last_rc;
+    bool last_from_node;        //  last_error is the node's ERROR text
     char last_error[CLIENT_ERROR_MAX];
 };
 

@@ -185,6 +185,7 @@ s_dispatch (fedq_client_t *self, zmq_msg_t *in, int nparts)
                 fedq_warn ("node %s: %s (%s)", self->node_id, text,
                            fedq_rc_name (client_wire_rc (f.code)));
                 client_fail (self, client_wire_rc (f.code), "%s", text);
+                self->last_from_node = true;
                 free (text);
                 return;
             }
@@ -259,7 +260,7 @@ fedq_rc_t
 client_pump (fedq_client_t *self, int timeout_ms)
 {
     if (self->dead)
-        return self->last_rc ? self->last_rc : FEDQ_EIO;
+        return FEDQ_EIO;
     int handled = 0;
     while (handled < S_DRAIN_MAX) {
         int rc = s_recv_one (self, ZMQ_DONTWAIT);

@@ -128,7 +128,7 @@ fedq_client_publish (fedq_client_t *self, const fedq_message_t *msg,
     assert (self);
     assert (msg);
     if (self->dead)
-        return self->last_rc ? self->last_rc : FEDQ_EIO;
+        return FEDQ_EIO;
     if (!self->open)
         return client_fail (self, FEDQ_EINVAL, "the session is closed");
     if (msg->nheaders > PROTO_MAX_HEADERS)

@@ -37,12 +37,101 @@ struct _broker_t {
     char mark_key[PROTO_MAX_NAME + 3];  //  scratch: "o/NODE", "l/LINK"
     broker_stats_t stats;
     int64_t last_tick;          //  mono ms of the last broker_tick
+    zhashx_t *origins;          //  origin name -> index (federation keys)
+    char **origin_names;        //  index -> name (1-based)
+    size_t norigins;
     u64map_t *recovering;       //  during open: per-queue settled positions
 };
 
 static void s_settle (broker_t *self, queue_t *queue, const qentry_t *entry);
 static void s_dead_letter (broker_t *self, queue_t *queue,
                            const qentry_t *entry, const char *reason);
+static void s_fed_tombstone (broker_t *self, queue_t *q,
+                             const qentry_t *entry);
+
+
+//  --------------------------------------------------------------------
+//  Federation keys: (origin, event sequence) packed in 64 bits, origins
+//  interned to small numbers.
+
+uint32_t
+broker_origin_id (broker_t *self, fedq_str_t origin)
+{
+    char name[PROTO_MAX_NAME + 1];
+    size_t n = origin.len > PROTO_MAX_NAME ? PROTO_MAX_NAME : origin.len;
+    memcpy (name, origin.ptr ? origin.ptr : "", n);
+    name[n] = 0;
+    void *id = zhashx_lookup (self->origins, name);
+    if (id)
+        return (uint32_t) (uintptr_t) id;
+    self->origin_names = realloc (self->origin_names,
+                                  (self->norigins + 2) * sizeof (char *));
+    if (!self->origin_names)
+        abort ();
+    self->origin_names[++self->norigins] = strdup (name);
+    zhashx_insert (self->origins, name, (void *) (uintptr_t) self->norigins);
+    return (uint32_t) self->norigins;
+}
+
+const char *
+broker_origin_name (broker_t *self, uint32_t id)
+{
+    return id && id <= self->norigins ? self->origin_names[id] : "";
+}
+
+uint64_t
+broker_fed_key (uint32_t origin_id, uint64_t seq)
+{
+    return ((uint64_t) origin_id << 48) | (seq & 0xFFFFFFFFFFFFull);
+}
+
+//  The federation event id a record carries for queue q: the mark
+//  "f/NAME/ORIGIN". False when it has none.
+bool
+broker_fed_id (const queue_t *q, const store_msg_t *rec, fedq_str_t *origin,
+               uint64_t *seq)
+{
+    size_t plen = strlen (q->fed_prefix);
+    for (uint32_t i = 0; i < rec->nmarks; i++) {
+        fedq_str_t k = rec->marks[i].key;
+        if (k.len > plen && memcmp (k.ptr, q->fed_prefix, plen) == 0) {
+            origin->ptr = k.ptr + plen;
+            origin->len = k.len - (uint32_t) plen;
+            *seq = rec->marks[i].value;
+            return true;
+        }
+    }
+    return false;
+}
+
+//  A tombstone record names its target in message_id: "~tomb:ORIGIN:SEQ".
+#define FED_TOMB_PREFIX "~tomb:"
+
+static bool
+s_tomb_target (broker_t *self, const store_msg_t *rec, uint64_t *key)
+{
+    fedq_str_t mid = rec->message_id;
+    size_t plen = strlen (FED_TOMB_PREFIX);
+    if (mid.len <= plen || memcmp (mid.ptr, FED_TOMB_PREFIX, plen) != 0)
+        return false;
+    const char *colon = NULL;
+    for (uint32_t i = mid.len; i-- > plen;)
+        if (mid.ptr[i] == ':') {
+            colon = mid.ptr + i;
+            break;
+        }
+    if (!colon)
+        return false;
+    fedq_str_t origin = {mid.ptr + plen, (uint32_t) (colon - mid.ptr - plen)};
+    uint64_t seq = 0;
+    for (const char *c = colon + 1; c < mid.ptr + mid.len; c++) {
+        if (*c < '0' || *c > '9')
+            return false;
+        seq = seq * 10 + (uint64_t) (*c - '0');
+    }
+    *key = broker_fed_key (broker_origin_id (self, origin), seq);
+    return true;
+}
 
 //  --------------------------------------------------------------------
 //  Recovery: rebuild queues from the log.
@@ -184,6 +273,7 @@ broker_open (const broker_opts_t *opts, broker_t **self_p)
                                 : 16u * 1024 * 1024;
     self->queues = zhashx_new ();
     self->exchanges = zhashx_new ();
+    self->origins = zhashx_new ();
     self->next_qid = 1;
     self->recovering = calloc (1, sizeof (u64map_t));
 
@@ -248,6 +338,10 @@ broker_destroy (broker_t **self_p)
         exchange_destroy (&x);
     zhashx_destroy (&self->queues);
     zhashx_destroy (&self->exchanges);
+    zhashx_destroy (&self->origins);
+    for (size_t i = 1; i <= self->norigins; i++)
+        free (self->origin_names[i]);
+    free (self->origin_names);
     u64map_free (&self->by_qid);
     store_destroy (&self->store);
     free (self->staged);
@@ -578,6 +672,19 @@ s_settle (broker_t *self, queue_t *queue, const qentry_t *entry)
     self->nsettles++;
 }
 
+//  Pop the next entry, settling any removed by a federation tombstone.
+static bool
+s_pop (broker_t *self, queue_t *queue, qentry_t *entry)
+{
+    while (queue_pop (queue, entry)) {
+        if (!queue_skip_take (queue, entry->pos))
+            return true;
+        s_settle (self, queue, entry);
+        queue->acked_total++;
+    }
+    return false;
+}
+
 //  Entry expiry for a queue: the earlier of the message's own TTL and the
 //  queue's message_ttl, counted from now.
 static int64_t
@@ -735,8 +842,29 @@ broker_publish (broker_t *self, broker_publish_t *pub,
     char origin_key[PROTO_MAX_NAME + 3];
     snprintf (origin_key, sizeof origin_key, "o/%.*s", (int) msg->origin.len,
               msg->origin.ptr);
-    store_mark_t marks[2] = {{fedq_str_of (origin_key), msg->seq},
-                             {fedq_str_of (link_key), pub->link_seq}};
+    store_mark_t marks[STORE_MAX_MARKS] = {
+      {fedq_str_of (origin_key), msg->seq},
+      {fedq_str_of (link_key), pub->link_seq}};
+    uint32_t nmarks = pub->link.len ? 2 : 1;
+    //  A message entering a federated queue is an event of this node: it
+    //  lands in the history too, numbered in this node's sequence.
+    char fed_keys[STORE_MAX_MARKS][2 * PROTO_MAX_NAME + 4];
+    uint64_t fed_seq = 0;
+    size_t nq = n;
+    for (size_t i = 0; i < n; i++) {
+        queue_t *h = targets[i]->fed_history;
+        if (!h || nmarks == STORE_MAX_MARKS || nq == STORE_MAX_QUEUES)
+            continue;
+        if (!fed_seq)
+            fed_seq = fedq_str_eq (msg->origin, self->node_id) ? msg->seq
+                                                               : ++self->seq;
+        snprintf (fed_keys[nmarks], sizeof fed_keys[nmarks], "%s%s",
+                  targets[i]->fed_prefix, self->node_id);
+        marks[nmarks].key = fedq_str_of (fed_keys[nmarks]);
+        marks[nmarks].value = fed_seq;
+        nmarks++;
+        qids[nq++] = h->qid;
+    }
     int64_t msg_expires = msg->ttl_ms ? now + (int64_t) msg->ttl_ms : 0;
     store_msg_t rec = {.origin = msg->origin,
                        .seq = msg->seq,
@@ -744,9 +872,9 @@ broker_publish (broker_t *self, broker_publish_t *pub,
                        .published_at = msg->published_at,
                        .expires_at = msg_expires,
                        .priority = msg->priority > 9 ? 9 : msg->priority,
-                       .nqueues = (uint32_t) n,
+                       .nqueues = (uint32_t) nq,
                        .qids = qids,
-                       .nmarks = pub->link.len ? 2 : 1,
+                       .nmarks = nmarks,
                        .marks = marks,
                        .env = self->env.data,
                        .env_len = (uint32_t) self->env.size,
@@ -766,6 +894,19 @@ broker_publish (broker_t *self, broker_publish_t *pub,
         targets[i]->published_total++;
         if (targets[i]->opts.overflow == PROTO_OVERFLOW_DROP_HEAD)
             s_drop_head (self, targets[i]);
+        queue_t *h = targets[i]->fed_history;
+        if (h && fed_seq) {
+            qentry_t he = entry;
+            he.expires_at = 0;
+            s_stage (self, h, &he);
+            if (targets[i]->fed_global)
+                u64map_put (targets[i]->fed_index,
+                            broker_fed_key (broker_origin_id (
+                                              self,
+                                              fedq_str_of (self->node_id)),
+                                            fed_seq),
+                            pos);
+        }
     }
     self->stats.published_total++;
     return FEDQ_OK;
@@ -1005,7 +1146,8 @@ s_dispatch_queue (broker_t *self, queue_t *queue, int64_t now)
         consumer_t *consumer = s_next_consumer (queue);
         if (!consumer)
             return;
-        queue_pop (queue, &entry);
+        if (!s_pop (self, queue, &entry))
+            return;
         if (s_expired (&entry, now)) {
             self->stats.expired_total++;
             s_dead_letter (self, queue, &entry, "expired");
@@ -1063,7 +1205,7 @@ broker_get (broker_t *self, queue_t *queue, bool no_ack, qentry_t *entry,
             store_msg_t *msg)
 {
     int64_t now = fedq_wall_ms ();
-    while (queue_pop (queue, entry)) {
+    while (s_pop (self, queue, entry)) {
         if (s_expired (entry, now)) {
             self->stats.expired_total++;
             s_dead_letter (self, queue, entry, "expired");
@@ -1114,7 +1256,11 @@ broker_ack (broker_t *self, uint64_t qid, const qentry_t *entry)
     queue_t *queue = s_holder_queue (self, qid, entry);
     if (!queue)
         return;
-    s_settle (self, queue, entry);
+    queue_skip_take (queue, entry->pos);
+    if (queue->fed_global && queue->fed_history)
+        s_fed_tombstone (self, queue, entry);
+    else
+        s_settle (self, queue, entry);
     queue->acked_total++;
     self->stats.acked_total++;
 }
@@ -1184,15 +1330,239 @@ broker_tick (broker_t *self)
         //  Expire from the heads; an expired message behind a live one
         //  waits until it reaches the head (as in AMQP brokers).
         const qentry_t *head;
-        while ((head = queue_peek (q)) && s_expired (head, now)) {
+        while ((head = queue_peek (q))
+               && (s_expired (head, now)
+                   || (q->skip_count && u64map_get (q->skip, head->pos, NULL)))) {
             qentry_t entry;
-            queue_pop (q, &entry);
+            if (!s_pop (self, q, &entry))
+                break;
+            if (!s_expired (&entry, now)) {
+                queue_push_front (q, &entry);
+                break;
+            }
             self->stats.expired_total++;
             s_dead_letter (self, q, &entry, "expired");
         }
         queue_dedup_expire (q, now);
     }
     store_maintain (self->store);
+}
+
+
+//  --------------------------------------------------------------------
+//  Federated queues: events, tombstones, history (federation/ drives the
+//  links; the data lives here so one record holds each event).
+
+static proto_msg_t s_fed_msg;   //  scratch; the broker is single-threaded
+
+fedq_rc_t
+broker_fed_enable (broker_t *self, queue_t *queue, bool global)
+{
+    char name[PROTO_MAX_NAME + 8];
+    snprintf (name, sizeof name, "~fed.%s", queue->name);
+    queue_t *h = zhashx_lookup (self->queues, name);
+    if (!h) {
+        proto_qopts_t opts = {.durable = true};
+        fedq_rc_t rc = broker_declare_queue (self, name, &opts, true, false,
+                                             &h);
+        if (rc)
+            return rc;
+    }
+    free (h->owner);
+    h->owner = strdup ("~federation");
+    h->fed_is_history = true;
+    queue->fed_history = h;
+    free (queue->fed_prefix);
+    char prefix[PROTO_MAX_NAME + 4];
+    snprintf (prefix, sizeof prefix, "f/%s/", queue->name);
+    queue->fed_prefix = strdup (prefix);
+    h->fed_prefix = strdup (prefix);
+    queue->fed_global = global;
+    if (!global || queue->fed_index)
+        return FEDQ_OK;
+    //  Rebuild the index of live messages by event id, then replay the
+    //  tombstones still in the history over it.
+    queue->fed_index = calloc (1, sizeof (u64map_t));
+    queue->fed_tombs = calloc (1, sizeof (u64map_t));
+    for (int p = 0; p <= 9; p++) {
+        qring_t *ring = &queue->ready[p];
+        for (size_t i = 0; i < ring->count; i++) {
+            const qentry_t *e = &ring->items[(ring->head + i) & (ring->cap - 1)];
+            store_msg_t rec;
+            fedq_str_t origin;
+            uint64_t seq;
+            if (store_read (self->store, e->pos, &rec) == FEDQ_OK
+                && broker_fed_id (queue, &rec, &origin, &seq))
+                u64map_put (queue->fed_index,
+                            broker_fed_key (broker_origin_id (self, origin),
+                                            seq),
+                            e->pos);
+        }
+    }
+    qring_t *ring = &h->ready[0];
+    for (size_t i = 0; i < ring->count; i++) {
+        const qentry_t *e = &ring->items[(ring->head + i) & (ring->cap - 1)];
+        store_msg_t rec;
+        uint64_t key, target;
+        if (store_read (self->store, e->pos, &rec) == FEDQ_OK
+            && s_tomb_target (self, &rec, &key)) {
+            if (u64map_get (queue->fed_index, key, &target)) {
+                u64map_del (queue->fed_index, key);
+                queue_skip_add (queue, target);
+            }
+            else
+                u64map_put (queue->fed_tombs, key, 1);
+        }
+    }
+    return FEDQ_OK;
+}
+
+//  An ack on a global federated queue: the message leaves every member.
+static void
+s_fed_tombstone (broker_t *self, queue_t *q, const qentry_t *entry)
+{
+    store_msg_t rec;
+    fedq_str_t origin;
+    uint64_t seq;
+    if (store_read (self->store, entry->pos, &rec)
+        || !broker_fed_id (q, &rec, &origin, &seq)) {
+        s_settle (self, q, entry);
+        return;
+    }
+    u64map_del (q->fed_index,
+                broker_fed_key (broker_origin_id (self, origin), seq));
+    char mid[PROTO_MAX_NAME + 1];
+    snprintf (mid, sizeof mid, FED_TOMB_PREFIX "%.*s:%" PRIu64,
+              (int) origin.len, origin.ptr, seq);
+    uint64_t tseq = ++self->seq;
+    int64_t now = fedq_wall_ms ();
+    char fed_key[2 * PROTO_MAX_NAME + 4], own_key[PROTO_MAX_NAME + 3];
+    snprintf (fed_key, sizeof fed_key, "%s%s", q->fed_prefix, self->node_id);
+    snprintf (own_key, sizeof own_key, "o/%s", self->node_id);
+    store_mark_t marks[2] = {{fedq_str_of (fed_key), tseq},
+                             {fedq_str_of (own_key), tseq}};
+    store_settle_t settle = {q->qid, entry->pos};
+    memset (&s_fed_msg, 0, sizeof s_fed_msg);
+    s_fed_msg.origin = fedq_str_of (self->node_id);
+    s_fed_msg.seq = tseq;
+    s_fed_msg.message_id = fedq_str_of (mid);
+    s_fed_msg.published_at = now;
+    self->env.size = 0;
+    proto_msg_encode (&s_fed_msg, &self->env);
+    store_msg_t out = {.origin = fedq_str_of (self->node_id),
+                       .seq = tseq,
+                       .message_id = fedq_str_of (mid),
+                       .published_at = now,
+                       .nqueues = 1,
+                       .qids = &q->fed_history->qid,
+                       .nmarks = 2,
+                       .marks = marks,
+                       .nsettles = 1,
+                       .settles = &settle,
+                       .env = self->env.data,
+                       .env_len = (uint32_t) self->env.size};
+    store_pos_t pos;
+    if (store_append_msg (self->store, &out, &pos)) {
+        s_settle (self, q, entry);
+        return;
+    }
+    qentry_t he = {.pos = pos, .enqueued_at = now};
+    s_stage (self, q->fed_history, &he);
+}
+
+fedq_rc_t
+broker_fed_apply (broker_t *self, queue_t *q, fedq_str_t origin,
+                  uint64_t fseq, const uint8_t *env, uint32_t env_len,
+                  const uint8_t *body, uint32_t body_len,
+                  broker_outcome_t *outcome)
+{
+    *outcome = BROKER_STAGED;
+    queue_t *h = q->fed_history;
+    if (!h || origin.len == 0 || origin.len > PROTO_MAX_NAME)
+        return FEDQ_EINVAL;
+    char fed_key[2 * PROTO_MAX_NAME + 4];
+    snprintf (fed_key, sizeof fed_key, "%s%.*s", q->fed_prefix,
+              (int) origin.len, origin.ptr);
+    //  Each origin's events are applied in order, each once: anything at
+    //  or below the mark arrived before by another path.
+    if (fseq <= store_mark (self->store, fed_key)) {
+        *outcome = BROKER_DUPLICATE;
+        self->stats.duplicates_total++;
+        return FEDQ_OK;
+    }
+    const char *error = NULL;
+    if (proto_msg_decode (env, env_len, &s_fed_msg, &error))
+        return FEDQ_EPROTO;
+    int64_t now = fedq_wall_ms ();
+    store_msg_t probe = {.message_id = s_fed_msg.message_id};
+    uint64_t target_key = 0;
+    bool tomb = s_tomb_target (self, &probe, &target_key);
+    uint64_t key = broker_fed_key (broker_origin_id (self, origin), fseq);
+    bool to_queue = !tomb;
+    if (to_queue && q->fed_global && u64map_del (q->fed_tombs, key))
+        to_queue = false;       //  consumed elsewhere before it got here
+    uint64_t qids[2];
+    uint32_t nq = 0;
+    if (to_queue)
+        qids[nq++] = q->qid;
+    qids[nq++] = h->qid;
+    store_mark_t mark = {fedq_str_of (fed_key), fseq};
+    int64_t expires = s_fed_msg.ttl_ms ? now + (int64_t) s_fed_msg.ttl_ms : 0;
+    store_msg_t rec = {.origin = s_fed_msg.origin,
+                       .seq = s_fed_msg.seq,
+                       .message_id = s_fed_msg.message_id,
+                       .published_at = s_fed_msg.published_at,
+                       .expires_at = expires,
+                       .priority = s_fed_msg.priority > 9 ? 9
+                                                          : s_fed_msg.priority,
+                       .nqueues = nq,
+                       .qids = qids,
+                       .nmarks = 1,
+                       .marks = &mark,
+                       .env = env,
+                       .env_len = env_len,
+                       .body = body,
+                       .body_len = body_len};
+    store_pos_t pos;
+    fedq_rc_t rc = store_append_msg (self->store, &rec, &pos);
+    if (rc)
+        return rc;
+    qentry_t entry = {.pos = pos,
+                      .expires_at = to_queue ? s_expiry (q, expires, now) : 0,
+                      .enqueued_at = now,
+                      .size = body_len,
+                      .priority = rec.priority};
+    if (to_queue) {
+        s_stage (self, q, &entry);
+        q->published_total++;
+        if (q->fed_global)
+            u64map_put (q->fed_index, key, pos);
+        if (q->opts.overflow == PROTO_OVERFLOW_DROP_HEAD)
+            s_drop_head (self, q);
+    }
+    entry.expires_at = 0;
+    s_stage (self, h, &entry);
+    if (tomb && q->fed_global) {
+        uint64_t target;
+        if (u64map_get (q->fed_index, target_key, &target)) {
+            u64map_del (q->fed_index, target_key);
+            queue_skip_add (q, target);
+        }
+        else
+            u64map_put (q->fed_tombs, target_key, 1);
+    }
+    return FEDQ_OK;
+}
+
+//  Drop the n oldest events of a history queue (every peer has them).
+void
+broker_fed_compact (broker_t *self, queue_t *h, uint64_t n)
+{
+    qentry_t entry;
+    while (n-- && queue_pop (h, &entry)) {
+        s_settle (self, h, &entry);
+        h->compacted++;
+    }
 }
 
 //  --------------------------------------------------------------------

@@ -235,6 +235,39 @@ fedq_rc_t
 uint64_t
     broker_mark (broker_t *self, const char *key);
 
+//  ----------------------------------------------------------------------
+//  Federated queues (federation/ drives the links).
+
+//  Make queue federated: create its history queue "~fed.NAME", and for
+//  consume: global rebuild its index of live events and tombstones.
+fedq_rc_t
+    broker_fed_enable (broker_t *self, queue_t *queue, bool global);
+
+//  Stage an event from a peer: origin/fseq is its event id, env and body
+//  as sent. BROKER_DUPLICATE when it was applied before (by any path).
+fedq_rc_t
+    broker_fed_apply (broker_t *self, queue_t *queue, fedq_str_t origin,
+                      uint64_t fseq, const uint8_t *env, uint32_t env_len,
+                      const uint8_t *body, uint32_t body_len,
+                      broker_outcome_t *outcome);
+
+//  The event id (origin, seq) a record carries for federated queue q.
+bool
+    broker_fed_id (const queue_t *q, const store_msg_t *rec,
+                   fedq_str_t *origin, uint64_t *seq);
+
+//  Drop the n oldest events of a history queue.
+void
+    broker_fed_compact (broker_t *self, queue_t *history, uint64_t n);
+
+//  Small numbers for origin names, and (origin, seq) packed in 64 bits.
+uint32_t
+    broker_origin_id (broker_t *self, fedq_str_t origin);
+const char *
+    broker_origin_name (broker_t *self, uint32_t id);
+uint64_t
+    broker_fed_key (uint32_t origin_id, uint64_t seq);
+
 //  Read a message's record (for a holder re-sending it).
 fedq_rc_t
     broker_read (broker_t *self, const qentry_t *entry, store_msg_t *msg);

@@ -215,12 +215,25 @@ s_handle (void *cls, struct MHD_Connection *conn, const char *url,
           size_t *upload_data_size, void **req_cls)
 {
     http_t *self = cls;
+    //  Refused at once: the connection closes after the answer.
     if (strcmp (method, MHD_HTTP_METHOD_GET) != 0
         && strcmp (method, MHD_HTTP_METHOD_HEAD) != 0)
         return s_reply_text (conn, MHD_HTTP_METHOD_NOT_ALLOWED,
                              "%s is not allowed: this endpoint is read-only "
                              "(GET, HEAD)\n",
                              method);
+    //  Answered on the second call, once the request is complete: an
+    //  answer queued on the first call closes the connection, and
+    //  scrapers and the dashboard keep theirs open.
+    static int s_started;
+    if (*req_cls == NULL) {
+        *req_cls = &s_started;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        *upload_data_size = 0;      //  a GET body means nothing: dropped
+        return MHD_YES;
+    }
     if (strcmp (url, "/") == 0 || strcmp (url, "/index.html") == 0)
         return s_reply (conn, MHD_HTTP_OK, "text/html; charset=utf-8",
                         http_dashboard_html, http_dashboard_html_size, false);
@@ -290,8 +303,8 @@ http_new (const char *address, const char *node_id)
     if (addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     self->daemon = MHD_start_daemon (
-      flags, 0, NULL, NULL, s_handle, self, MHD_OPTION_SOCK_ADDR,
-      (struct sockaddr *) &addr, MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, self,
+      flags, 0, NULL, NULL, s_handle, self, MHD_OPTION_EXTERNAL_LOGGER,
+      s_mhd_log, self, MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &addr,
       MHD_OPTION_CONNECTION_LIMIT, (unsigned int) HTTP_CONNECTION_LIMIT,
       MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int) HTTP_PER_IP_LIMIT,
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) HTTP_CONNECTION_TIMEOUT_S,

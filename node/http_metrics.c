@@ -17,7 +17,7 @@ typedef struct {
     const char *name;           //  metric name
     const char *type;           //  "gauge" or "counter"
     const char *field;          //  field of the status object
-    double scale;               //  multiplier (ms -> s), 1 for none
+    double divisor;             //  1000 for ms -> s, 1 for none
     const char *help;           //  HELP text
 } s_family_t;
 
@@ -50,7 +50,7 @@ static const s_family_t s_link_families[] = {
    "Messages confirmed per second, smoothed."},
   {"fedq_link_window", "gauge", "window", 1,
    "Credit window: messages allowed in flight."},
-  {"fedq_link_rtt_seconds", "gauge", "rtt_ms", 0.001,
+  {"fedq_link_rtt_seconds", "gauge", "rtt_ms", 1000,
    "Round trip from send to confirm, smoothed."},
   {"fedq_link_lag_alert", "gauge", "lag_alert", 1,
    "1 while lag_seconds is above the link's lag_alert threshold."},
@@ -193,15 +193,16 @@ s_double (fedq_buf_t *buf, double v)
     }
 }
 
-//  Write a JSON number or boolean (times scale) as a sample value; false
-//  when value is missing, null or not a number.
+//  Write a JSON number (divided by divisor: a division keeps 12.5 ms
+//  0.0125 s exactly) or boolean as a sample value; false when value is
+//  missing, null or not a number.
 static bool
-s_value (fedq_buf_t *buf, const json_t *value, double scale)
+s_value (fedq_buf_t *buf, const json_t *value, double divisor)
 {
-    if (json_is_integer (value) && scale == 1)
+    if (json_is_integer (value) && divisor == 1)
         s_printf (buf, "%" JSON_INTEGER_FORMAT, json_integer_value (value));
     else if (json_is_number (value))
-        s_double (buf, json_number_value (value) * scale);
+        s_double (buf, json_number_value (value) / divisor);
     else if (json_is_boolean (value))
         s_puts (buf, json_is_true (value) ? "1" : "0");
     else
@@ -229,14 +230,14 @@ s_family_header (fedq_buf_t *buf, const char *name, const char *type,
 //  One sample line: NAME{LABELS} VALUE, or NAME VALUE without labels.
 static void
 s_sample (fedq_buf_t *buf, const char *name, const char *labels,
-          const json_t *value, double scale)
+          const json_t *value, double divisor)
 {
     size_t mark = buf->size;
     if (labels && *labels)
         s_printf (buf, "%s{%s} ", name, labels);
     else
         s_printf (buf, "%s ", name);
-    if (s_value (buf, value, scale))
+    if (s_value (buf, value, divisor))
         s_puts (buf, "\n");
     else
         buf->size = mark;
@@ -307,7 +308,7 @@ s_families (fedq_buf_t *buf, const s_family_t *families, size_t nfamilies,
         for (size_t i = 0; i < json_array_size (array); i++)
             s_sample (buf, fam->name, sets[i],
                       json_object_get (json_array_get (array, i), fam->field),
-                      fam->scale);
+                      fam->divisor);
         if (buf->size == body)
             buf->size = header;
     }
@@ -442,12 +443,12 @@ s_node_stats (fedq_buf_t *buf, const json_t *stats)
 //  One unlabelled sample of its own family, when the field is there.
 static void
 s_single (fedq_buf_t *buf, const char *name, const char *type,
-          const char *help, const json_t *value, double scale)
+          const char *help, const json_t *value, double divisor)
 {
     if (!json_is_number (value))
         return;
     s_family_header (buf, name, type, help);
-    s_sample (buf, name, NULL, value, scale);
+    s_sample (buf, name, NULL, value, divisor);
 }
 
 static void
@@ -472,7 +473,7 @@ s_node (fedq_buf_t *buf, const json_t *node)
               json_object_get (node, "config_generation"), 1);
     s_single (buf, "fedq_node_config_loaded_timestamp_seconds", "gauge",
               "Unix time at which the running configuration was loaded.",
-              json_object_get (node, "config_loaded_at"), 0.001);
+              json_object_get (node, "config_loaded_at"), 1000);
     s_single (buf, "fedq_node_sessions", "gauge",
               "Client and peer sessions connected to the node.",
               json_object_get (node, "sessions"), 1);

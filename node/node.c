@@ -4,7 +4,9 @@
 //  confirms them, then dispatches deliveries.
 #define _GNU_SOURCE
 #include "node_internal.h"
+#include "http.h"
 #include "shovel_link.h"
+#include "fed.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -16,6 +18,7 @@
 #include <unistd.h>
 
 #define NODE_TICK_MS 1000
+#define NODE_HTTP_MS 500        //  status snapshot for the HTTP thread
 
 //  --------------------------------------------------------------------
 //  Sending
@@ -111,14 +114,66 @@ s_links_sync (node_t *self, const cfg_t *cfg)
     }
 }
 
+static void
+s_feds_add (node_t *self, const cfg_federated_t *cfg)
+{
+    fed_t *fed = fed_new (cfg, self->cfg->node.id, self->broker,
+                          self->zmq_ctx);
+    if (!fed)
+        return;
+    self->feds = realloc (self->feds, (self->nfeds + 1) * sizeof *self->feds);
+    if (!self->feds)
+        abort ();
+    self->feds[self->nfeds++] = fed;
+}
+
+//  Bring the running federated queues in line with cfg (old is the
+//  running config): unchanged ones keep their links.
+static void
+s_feds_sync (node_t *self, const cfg_t *old, const cfg_t *cfg)
+{
+    for (size_t i = 0; i < self->nfeds;) {
+        const char *name = fed_name (self->feds[i]);
+        const cfg_federated_t *was = NULL, *now = NULL;
+        for (size_t j = 0; j < old->nfederated; j++)
+            if (strcmp (old->federated[j].queue.name, name) == 0)
+                was = &old->federated[j];
+        for (size_t j = 0; j < cfg->nfederated; j++)
+            if (strcmp (cfg->federated[j].queue.name, name) == 0)
+                now = &cfg->federated[j];
+        if (was && now && cfg_federated_equal (was, now)) {
+            i++;
+            continue;
+        }
+        fedq_info ("federation=%s stopping: removed or changed by reload",
+                   name);
+        session_fed_closed (self, self->feds[i]);
+        fed_destroy (&self->feds[i]);
+        self->feds[i] = self->feds[--self->nfeds];
+    }
+    for (size_t j = 0; j < cfg->nfederated; j++) {
+        bool running = false;
+        for (size_t i = 0; i < self->nfeds; i++)
+            if (strcmp (fed_name (self->feds[i]),
+                        cfg->federated[j].queue.name)
+                == 0)
+                running = true;
+        if (!running)
+            s_feds_add (self, &cfg->federated[j]);
+    }
+}
+
 static fedq_rc_t
 s_commit (node_t *self)
 {
     fedq_rc_t rc = broker_commit (self->broker);
     session_confirm_all (self, rc);
-    if (rc == FEDQ_OK)
+    if (rc == FEDQ_OK) {
         for (size_t i = 0; i < self->nlinks; i++)
             shovel_link_committed (self->links[i]);
+        for (size_t i = 0; i < self->nfeds; i++)
+            fed_committed (self->feds[i]);
+    }
     return rc;
 }
 
@@ -253,6 +308,7 @@ s_reload (node_t *self)
         return;
     }
     s_links_sync (self, cfg);
+    s_feds_sync (self, self->cfg, cfg);
     //  Keep the node section that is running; take everything else.
     cfg_t *old = self->cfg;
     self->cfg = cfg;
@@ -345,6 +401,8 @@ node_status_json (node_t *self)
     json_t *links = json_array ();
     for (size_t i = 0; i < self->nlinks; i++)
         json_array_append_new (links, s_link_status (self->links[i]));
+    for (size_t i = 0; i < self->nfeds; i++)
+        fed_status (self->feds[i], links);
     json_t *root = json_pack ("{s:o, s:o, s:o}", "node", node, "queues",
                               queues, "links", links);
     char *text = json_dumps (root, JSON_COMPACT);
@@ -410,8 +468,15 @@ node_new (cfg_t **cfg_p)
                     self->cfg->node.listen, zmq_strerror (errno));
         goto failed;
     }
+    if (self->cfg->node.http) {
+        self->http = http_new (self->cfg->node.http, self->cfg->node.id);
+        if (!self->http)
+            goto failed;
+    }
     for (size_t i = 0; i < self->cfg->nshovels; i++)
         s_links_add (self, &self->cfg->shovels[i]);
+    for (size_t i = 0; i < self->cfg->nfederated; i++)
+        s_feds_add (self, &self->cfg->federated[i]);
     fedq_info ("node %s listening on %s, data in %s (fsync %s)",
                self->cfg->node.id, self->cfg->node.listen,
                self->cfg->node.data_dir,
@@ -430,6 +495,7 @@ node_destroy (node_t **self_p)
     node_t *self = *self_p;
     if (!self)
         return;
+    http_destroy (&self->http);
     for (size_t i = 0; i < self->nlinks; i++)
         shovel_link_destroy (&self->links[i]);
     free (self->links);
@@ -437,6 +503,9 @@ node_destroy (node_t **self_p)
         session_reap (self, true);
         zhashx_destroy (&self->sessions);
     }
+    for (size_t i = 0; i < self->nfeds; i++)
+        fed_destroy (&self->feds[i]);
+    free (self->feds);
     if (self->broker)
         broker_commit (self->broker);
     if (self->router)
@@ -533,15 +602,31 @@ node_run (node_t *self)
     self->next_tick = fedq_mono_ms () + NODE_TICK_MS;
     zmq_pollitem_t *items = NULL;
     shovel_link_t **polled = NULL;
+    fed_t **fed_polled = NULL;
     while (!self->stopping) {
         //  Poll the endpoint, the signals and every connected link.
-        items = realloc (items, (2 + self->nlinks) * sizeof *items);
+        size_t nfed_socks = 0;
+        enum { FED_MAX_SOCKS = 64 };
+        void *fed_socks[FED_MAX_SOCKS];
+        fed_t *fed_owner[FED_MAX_SOCKS];
+        for (size_t i = 0; i < self->nfeds; i++) {
+            size_t n = fed_sockets (self->feds[i], fed_socks + nfed_socks,
+                                    FED_MAX_SOCKS - nfed_socks);
+            for (size_t k = 0; k < n; k++)
+                fed_owner[nfed_socks + k] = self->feds[i];
+            nfed_socks += n;
+        }
+        items = realloc (items,
+                         (2 + self->nlinks + nfed_socks) * sizeof *items);
         polled = realloc (polled, (self->nlinks + 1) * sizeof *polled);
+        fed_polled = realloc (fed_polled, (nfed_socks + 1) * sizeof *fed_polled);
         items[0] = (zmq_pollitem_t) {self->router, 0, ZMQ_POLLIN, 0};
         items[1] = (zmq_pollitem_t) {NULL, self->sigfd, ZMQ_POLLIN, 0};
         int nitems = 2;
         int64_t now = fedq_mono_ms ();
         int64_t wake = self->next_tick;
+        if (self->http && self->next_http < wake)
+            wake = self->next_http;
         for (size_t i = 0; i < self->nlinks; i++) {
             void *sock = shovel_link_socket (self->links[i]);
             if (sock) {
@@ -549,6 +634,16 @@ node_run (node_t *self)
                 items[nitems++] = (zmq_pollitem_t) {sock, 0, ZMQ_POLLIN, 0};
             }
             int64_t w = shovel_link_next_wakeup (self->links[i]);
+            if (w < wake)
+                wake = w;
+        }
+        int first_fed = nitems;
+        for (size_t k = 0; k < nfed_socks; k++) {
+            fed_polled[k] = fed_owner[k];
+            items[nitems++] = (zmq_pollitem_t) {fed_socks[k], 0, ZMQ_POLLIN, 0};
+        }
+        for (size_t i = 0; i < self->nfeds; i++) {
+            int64_t w = fed_next_wakeup (self->feds[i]);
             if (w < wake)
                 wake = w;
         }
@@ -561,9 +656,12 @@ node_run (node_t *self)
         }
         if (items[1].revents & ZMQ_POLLIN)
             s_handle_signals (self);
-        for (int i = 2; i < nitems; i++)
+        for (int i = 2; i < first_fed; i++)
             if (items[i].revents & ZMQ_POLLIN)
                 shovel_link_recv (polled[i - 2]);
+        for (int i = first_fed; i < nitems; i++)
+            if (items[i].revents & ZMQ_POLLIN)
+                fed_recv (fed_polled[i - first_fed], items[i].socket);
         for (int n = 0; n < NODE_BATCH_MAX; n++)
             if (s_recv_one (self) == FEDQ_EAGAIN)
                 break;
@@ -576,6 +674,16 @@ node_run (node_t *self)
         for (size_t i = 0; i < self->nlinks; i++)
             if (shovel_link_next_wakeup (self->links[i]) <= now)
                 shovel_link_tick (self->links[i]);
+        for (size_t i = 0; i < self->nfeds; i++)
+            if (fed_next_wakeup (self->feds[i]) <= now)
+                fed_tick (self->feds[i]);
+        //  The HTTP thread serves the last snapshot; it never reads state.
+        if (self->http && now >= self->next_http) {
+            self->next_http = now + NODE_HTTP_MS;
+            char *json = node_status_json (self);
+            http_update (self->http, json);
+            free (json);
+        }
         if (now >= self->next_tick) {
             self->next_tick = now + NODE_TICK_MS;
             broker_tick (self->broker);
@@ -585,6 +693,7 @@ node_run (node_t *self)
     }
     free (items);
     free (polled);
+    free (fed_polled);
     s_commit (self);
     fedq_info ("stopped cleanly");
     return 0;

@@ -44,6 +44,8 @@ struct _session_t {
     char link_name[PROTO_MAX_NAME + 1];
     char link_node[PROTO_MAX_NAME + 1];
     uint64_t link_epoch;
+    struct _fed_t *fed;         //  federated queue a peer streams on
+    struct _fed_stream_t *fed_stream;
     uint64_t reject_seq;        //  first refused seq of this turn, 0 = none
     int32_t reject_code;
     char reject_text[256];
@@ -67,8 +69,12 @@ struct _node_t {
     fedq_buf_t env;             //  scratch: re-encoded envelope
     proto_msg_t scratch_msg;    //  scratch: decoded envelope
     int64_t next_tick;          //  mono ms
+    struct _http_t *http;       //  node.http endpoint, NULL when disabled
+    int64_t next_http;          //  mono ms of the next status snapshot
     struct _shovel_link_t **links;      //  shovels owned by this node
     size_t nlinks;
+    struct _fed_t **feds;               //  federated queues of this node
+    size_t nfeds;
     uint64_t frames_in;
     uint64_t bad_frames;        //  malformed input answered with an error
 };
@@ -104,6 +110,10 @@ void
 //  End sessions silent for 3 heartbeats, and those found gone.
 void
     session_reap (node_t *self, bool all);
+
+//  A federated queue goes away: sessions streaming on it forget it.
+void
+    session_fed_closed (node_t *self, struct _fed_t *fed);
 
 //  Clear consumers blocked on a full pipe so dispatch retries them.
 void

@@ -1,6 +1,7 @@
 //  node/queue.c — a queue's in-memory index of ready messages.
 #define _GNU_SOURCE
 #include "queue.h"
+#include "u64map.h"
 
 #include <czmq.h>
 #include <stdlib.h>
@@ -102,6 +103,19 @@ queue_destroy (queue_t **self_p)
     free (self->dlx);
     free (self->dlk);
     free (self->owner);
+    free (self->fed_prefix);
+    if (self->fed_index) {
+        u64map_free (self->fed_index);
+        free (self->fed_index);
+    }
+    if (self->skip) {
+        u64map_free (self->skip);
+        free (self->skip);
+    }
+    if (self->fed_tombs) {
+        u64map_free (self->fed_tombs);
+        free (self->fed_tombs);
+    }
     if (self->dedup)
         zhashx_destroy ((zhashx_t **) &self->dedup);
     free (self);
@@ -198,7 +212,27 @@ queue_pop_oldest (queue_t *self, qentry_t *entry)
 uint64_t
 queue_depth (const queue_t *self)
 {
-    return self->ready_count + self->unacked_count;
+    return self->ready_count + self->unacked_count - self->skip_count;
+}
+
+bool
+queue_skip_take (queue_t *self, store_pos_t pos)
+{
+    if (!self->skip_count || !u64map_del (self->skip, pos))
+        return false;
+    self->skip_count--;
+    return true;
+}
+
+void
+queue_skip_add (queue_t *self, store_pos_t pos)
+{
+    if (!self->skip)
+        self->skip = calloc (1, sizeof (u64map_t));
+    if (!u64map_get (self->skip, pos, NULL)) {
+        u64map_put (self->skip, pos, 1);
+        self->skip_count++;
+    }
 }
 
 bool

@@ -62,6 +62,17 @@ typedef struct _queue_t {
     uint64_t dead_lettered_total;
     uint64_t duplicates_total;  //  dedup window hits
     uint64_t returned_full_total;
+    //  Federated queues (federation/): every event also lands in a hidden
+    //  history queue, and the record advances the mark PREFIX + origin.
+    struct _queue_t *fed_history;   //  history queue, or NULL
+    char *fed_prefix;           //  "f/NAME/"
+    bool fed_global;            //  consume: global (acks become tombstones)
+    bool fed_is_history;        //  this queue is a history queue
+    void *fed_index;            //  u64map_t: fed key -> pos (global only)
+    void *fed_tombs;            //  u64map_t: tombstones that came first
+    void *skip;                 //  u64map_t: positions removed by tombstone
+    uint64_t skip_count;
+    uint64_t compacted;         //  history: entries removed from the head
     //  Rates in messages per second, smoothed, updated by broker_tick.
     double publish_rate;
     double deliver_rate;
@@ -101,7 +112,16 @@ bool
 bool
     queue_pop_oldest (queue_t *self, qentry_t *entry);
 
-//  Total messages in the queue (ready + unacked).
+//  Mark a queued message as removed (a federation tombstone); it is
+//  dropped when it reaches the head.
+void
+    queue_skip_add (queue_t *self, store_pos_t pos);
+
+//  True (and forgotten) when pos was marked removed.
+bool
+    queue_skip_take (queue_t *self, store_pos_t pos);
+
+//  Total messages in the queue (ready + unacked, less removed ones).
 uint64_t
     queue_depth (const queue_t *self);
 

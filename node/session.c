@@ -3,6 +3,7 @@
 //  cumulative confirms, consume with prefetch, get, settle).
 #define _GNU_SOURCE
 #include "node_internal.h"
+#include "fed.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -186,6 +187,8 @@ s_session_end (node_t *self, session_t *session)
     for (size_t i = 0; i < self->nconfirm; i++)
         if (self->confirm[i] == session)
             self->confirm[i] = NULL;
+    if (session->fed_stream)
+        fed_session_closed (session->fed, &session->fed_stream);
     zhashx_delete (self->sessions, session->key);
     free (session->consumers);
     free (session->unacked);
@@ -678,6 +681,53 @@ s_link_confirm (node_t *self, session_t *s, fedq_rc_t commit_rc)
     }
 }
 
+//  --------------------------------------------------------------------
+//  Federated queues: a member streaming to us on this endpoint
+
+void
+session_fed_closed (node_t *self, struct _fed_t *fed)
+{
+    for (session_t *s = zhashx_first (self->sessions); s;
+         s = zhashx_next (self->sessions))
+        if (s->fed == fed && s->fed_stream) {
+            fed_session_closed (fed, &s->fed_stream);
+            s->fed = NULL;
+            s->gone = true;
+        }
+}
+
+static fedq_rc_t
+s_session_send (void *ctx, const proto_frame_t *frame, const uint8_t *env,
+                size_t env_len, const uint8_t *body, size_t body_len)
+{
+    session_t *session = ctx;
+    return node_send (session->node, session->id, session->idlen, frame,
+                      env, env_len, body, body_len);
+}
+
+static void
+s_fed_hello (node_t *self, session_t *session, const proto_frame_t *frame)
+{
+    fed_t *fed = NULL;
+    for (size_t i = 0; i < self->nfeds; i++)
+        if (fedq_str_eq (frame->queue, fed_name (self->feds[i])))
+            fed = self->feds[i];
+    if (!fed) {
+        node_send_error (self, session->id, session->idlen, frame->rid,
+                         FEDQ_ENOTFOUND,
+                         "queue \"%.*s\" is not federated on node %s",
+                         (int) frame->queue.len, frame->queue.ptr,
+                         self->cfg->node.id);
+        return;
+    }
+    if (session->fed_stream)
+        fed_session_closed (session->fed, &session->fed_stream);
+    session->heartbeat_ms = 10000;
+    session->fed = fed;
+    session->fed_stream = fed_session_hello (fed, frame, s_session_send,
+                                             session);
+}
+
 void
 session_confirm_all (node_t *self, fedq_rc_t commit_rc)
 {
@@ -924,7 +974,8 @@ session_handle (node_t *self, const uint8_t *id, size_t idlen,
     if (!session)
         return;
     session->last_seen = fedq_mono_ms ();
-    if (frame->cmd == PROTO_HELLO || frame->cmd == PROTO_LINK_HELLO)
+    if (frame->cmd == PROTO_HELLO || frame->cmd == PROTO_LINK_HELLO
+        || frame->cmd == PROTO_FED_HELLO)
         session->hello = true;
     else if (!session->hello) {
         //  A peer we do not know: this node restarted, or the connection
@@ -1030,6 +1081,18 @@ session_handle (node_t *self, const uint8_t *id, size_t idlen,
             return;
         case PROTO_LINK_SKIP:
             s_link_skip (self, session, frame);
+            return;
+        case PROTO_FED_HELLO:
+            s_fed_hello (self, session, frame);
+            return;
+        case PROTO_FED_EVENT:
+        case PROTO_FED_ACK:
+            if (session->fed_stream)
+                fed_session_frame (session->fed, session->fed_stream, frame,
+                                   env ? zmq_msg_data (env) : NULL,
+                                   env ? zmq_msg_size (env) : 0,
+                                   body ? zmq_msg_data (body) : NULL,
+                                   body ? zmq_msg_size (body) : 0);
             return;
         case PROTO_STATUS: {
             char *json = node_status_json (self);

@@ -311,6 +311,7 @@ test_requests (void **state)
     assert_int_equal (fedq_client_last_rc (c), FEDQ_ENOTFOUND);
     assert_string_equal (fedq_client_last_error (c),
                          "queue \"missing\" not found");
+    assert_true (fedq_client_last_error_from_node (c));
     assert_int_equal (fedq_client_purge_queue (c, "q", &count), FEDQ_OK);
     assert_int_equal (count, 7);
     assert_int_equal (fedq_client_last_rc (c), FEDQ_OK);
@@ -358,6 +359,7 @@ test_timeouts (void **state)
     atomic_store (&f->silent, true);
     assert_int_equal (fedq_client_bind (c, "e", "q", "k"), FEDQ_ETIMEOUT);
     assert_non_null (strstr (fedq_client_last_error (c), "BIND"));
+    assert_false (fedq_client_last_error_from_node (c));
     atomic_store (&f->silent, false);
     assert_int_equal (fedq_client_bind (c, "e", "q", "k"), FEDQ_OK);
     fedq_client_destroy (&c);

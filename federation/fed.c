@@ -1,0 +1,859 @@
+//  federation/fed.c — federated queues: peer links, history streams,
+//  version vectors and compaction. See the design block in fed.h.
+#define _GNU_SOURCE
+#include "fed.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FED_WINDOW 20000        //  events in flight per stream
+#define FED_HEARTBEAT_MS 1000
+#define FED_MIN_BACKOFF_MS 200
+#define FED_MAX_BACKOFF_MS 10000
+
+//  What this node knows a direct peer holds: its version vector.
+typedef struct {
+    char id[PROTO_MAX_NAME + 1];
+    zhashx_t *vv;               //  origin -> highest seq (as uintptr_t)
+    bool known;                 //  vv learned since start (hello seen)
+    uint64_t acked;             //  history index it had when last seen
+} s_member_t;
+
+struct _fed_stream_t {
+    fed_t *fed;
+    s_member_t *member;         //  the peer
+    uint64_t epoch;
+    fed_send_fn *send;
+    void *send_ctx;
+    bool from_link;             //  owned by one of our links
+    uint64_t cursor;            //  next history index to consider
+    uint64_t *sent;             //  ring of history indexes sent, unacked
+    size_t sent_head, sent_count;
+    uint64_t recv_upto;         //  last index the peer sent us
+    bool ack_due;
+    uint64_t sent_total;
+    uint64_t applied_total;
+    uint64_t duplicates_total;
+    uint64_t errors_total;
+    int64_t started;            //  mono ms
+};
+
+typedef enum { LINK_CONNECTING, LINK_RUNNING, LINK_RECONNECTING } s_link_state_t;
+
+typedef struct {
+    fed_t *fed;
+    char *peer_id;
+    char *endpoint;
+    void *sock;
+    uint64_t epoch;
+    s_link_state_t state;
+    fed_stream_t *stream;       //  once the peer answered
+    int64_t last_rx, last_ping, reconnect_at;
+    uint64_t backoff_ms;
+    uint64_t reconnects_total;
+    char last_error[256];
+} s_link_t;
+
+struct _fed_t {
+    cfg_federated_t cfg;        //  copy of the scalars (alerts, consume);
+                                //  its pointers are not kept
+    char *name;
+    char *node_id;
+    broker_t *broker;
+    void *zmq_ctx;
+    queue_t *q;                 //  the local queue
+    queue_t *h;                 //  its history
+    s_member_t **members;       //  configured peers, then others seen
+    size_t nmembers;
+    s_link_t *links;
+    size_t nlinks;
+    fed_stream_t **streams;     //  every open stream (links and sessions)
+    size_t nstreams;
+    uint64_t epoch_seq;
+    int64_t next_compact;
+    bool lag_alert, backlog_alert;
+    fedq_buf_t out;
+};
+
+static const size_t s_ring_cap = FED_WINDOW;
+
+//  --------------------------------------------------------------------
+//  History access: absolute index = compacted + offset in the ring
+
+static uint64_t
+s_history_end (fed_t *self)
+{
+    return self->h->compacted + self->h->ready[0].count;
+}
+
+static const qentry_t *
+s_history_at (fed_t *self, uint64_t index)
+{
+    queue_t *h = self->h;
+    if (index < h->compacted)
+        return NULL;
+    uint64_t off = index - h->compacted;
+    qring_t *ring = &h->ready[0];
+    if (off >= ring->count)
+        return NULL;
+    return &ring->items[(ring->head + off) & (ring->cap - 1)];
+}
+
+//  --------------------------------------------------------------------
+//  Version vectors
+
+static uint64_t
+s_vv_get (zhashx_t *vv, fedq_str_t origin)
+{
+    char name[PROTO_MAX_NAME + 1];
+    snprintf (name, sizeof name, "%.*s", (int) origin.len, origin.ptr);
+    return (uint64_t) (uintptr_t) zhashx_lookup (vv, name);
+}
+
+static void
+s_vv_raise (zhashx_t *vv, fedq_str_t origin, uint64_t seq)
+{
+    char name[PROTO_MAX_NAME + 1];
+    snprintf (name, sizeof name, "%.*s", (int) origin.len, origin.ptr);
+    uint64_t have = (uint64_t) (uintptr_t) zhashx_lookup (vv, name);
+    if (seq > have)
+        zhashx_update (vv, name, (void *) (uintptr_t) seq);
+}
+
+typedef struct {
+    const char *prefix;
+    json_t *obj;
+} s_vv_ctx_t;
+
+static void
+s_vv_collect (void *ctx, const char *key, uint64_t value)
+{
+    s_vv_ctx_t *c = ctx;
+    size_t n = strlen (c->prefix);
+    if (strncmp (key, c->prefix, n) == 0 && key[n])
+        json_object_set_new (c->obj, key + n, json_integer ((json_int_t) value));
+}
+
+//  This node's vector for the queue, as JSON text (caller frees).
+static char *
+s_vv_json (fed_t *self)
+{
+    s_vv_ctx_t ctx = {self->q->fed_prefix, json_object ()};
+    store_marks_each (broker_store (self->broker), s_vv_collect, &ctx);
+    char *text = json_dumps (ctx.obj, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref (ctx.obj);
+    return text;
+}
+
+static void
+s_vv_load (zhashx_t *vv, fedq_str_t text)
+{
+    json_error_t err;
+    json_t *obj = json_loadb (text.ptr ? text.ptr : "{}", text.len, 0, &err);
+    const char *key;
+    json_t *value;
+    json_object_foreach (obj, key, value) {
+        if (json_is_integer (value) && json_integer_value (value) > 0
+            && strlen (key) <= PROTO_MAX_NAME)
+            s_vv_raise (vv, fedq_str_of (key),
+                        (uint64_t) json_integer_value (value));
+    }
+    json_decref (obj);
+}
+
+static s_member_t *
+s_member_add (fed_t *self, fedq_str_t id)
+{
+    self->members = realloc (self->members,
+                             (self->nmembers + 1) * sizeof *self->members);
+    s_member_t *m = calloc (1, sizeof *m);
+    if (!self->members || !m)
+        abort ();
+    snprintf (m->id, sizeof m->id, "%.*s", (int) id.len, id.ptr);
+    m->vv = zhashx_new ();
+    self->members[self->nmembers++] = m;
+    return m;
+}
+
+static s_member_t *
+s_member (fed_t *self, fedq_str_t id)
+{
+    for (size_t i = 0; i < self->nmembers; i++)
+        if (fedq_str_eq (id, self->members[i]->id))
+            return self->members[i];
+    if (id.len == 0 || id.len > PROTO_MAX_NAME)
+        return NULL;
+    //  A member that links to us without being in our peers list.
+    return s_member_add (self, id);
+}
+
+//  --------------------------------------------------------------------
+//  Streams
+
+static proto_frame_t
+s_frame (fed_stream_t *s, proto_cmd_t cmd)
+{
+    proto_frame_t f = {.version = PROTO_VERSION,
+                       .cmd = cmd,
+                       .present = PF_QUEUE | PF_EPOCH,
+                       .queue = fedq_str_of (s->fed->name),
+                       .epoch = s->epoch};
+    return f;
+}
+
+static fed_stream_t *
+s_stream_new (fed_t *self, s_member_t *member, uint64_t epoch,
+              fed_send_fn *send, void *send_ctx, bool from_link)
+{
+    fed_stream_t *s = calloc (1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->fed = self;
+    s->member = member;
+    s->epoch = epoch;
+    s->send = send;
+    s->send_ctx = send_ctx;
+    s->from_link = from_link;
+    s->cursor = self->h->compacted;
+    s->sent = malloc (s_ring_cap * sizeof *s->sent);
+    s->started = fedq_mono_ms ();
+    self->streams = realloc (self->streams,
+                             (self->nstreams + 1) * sizeof *self->streams);
+    if (!s->sent || !self->streams)
+        abort ();
+    self->streams[self->nstreams++] = s;
+    return s;
+}
+
+static void
+s_stream_destroy (fed_t *self, fed_stream_t **s_p)
+{
+    fed_stream_t *s = *s_p;
+    if (!s)
+        return;
+    for (size_t i = 0; i < self->nstreams; i++)
+        if (self->streams[i] == s) {
+            self->streams[i] = self->streams[--self->nstreams];
+            break;
+        }
+    free (s->sent);
+    free (s);
+    *s_p = NULL;
+}
+
+//  History index below which the peer of this stream has everything.
+static uint64_t
+s_stream_acked (fed_stream_t *s)
+{
+    return s->sent_count ? s->sent[s->sent_head] : s->cursor;
+}
+
+static void
+s_stream_pump (fed_stream_t *s)
+{
+    fed_t *self = s->fed;
+    uint64_t end = s_history_end (self);
+    if (s->cursor < self->h->compacted)
+        s->cursor = self->h->compacted;
+    while (s->cursor < end && s->sent_count < s_ring_cap) {
+        const qentry_t *e = s_history_at (self, s->cursor);
+        store_msg_t rec;
+        fedq_str_t origin;
+        uint64_t fseq;
+        if (!e || broker_read (self->broker, e, &rec)
+            || !broker_fed_id (self->q, &rec, &origin, &fseq)) {
+            s->cursor++;
+            continue;
+        }
+        if (fseq <= s_vv_get (s->member->vv, origin)) {
+            s->cursor++;            //  the peer has it already
+            continue;
+        }
+        proto_frame_t f = s_frame (s, PROTO_FED_EVENT);
+        f.present |= PF_COUNT | PF_NODE | PF_SEQ;
+        f.count = s->cursor;
+        f.node = origin;
+        f.seq = fseq;
+        if (s->send (s->send_ctx, &f, rec.env, rec.env_len,
+                     rec.body ? rec.body : (const uint8_t *) "", rec.body_len))
+            return;                 //  pipe full: the next turn goes on
+        s->sent[(s->sent_head + s->sent_count) % s_ring_cap] = s->cursor;
+        s->sent_count++;
+        s->sent_total++;
+        s_vv_raise (s->member->vv, origin, fseq);
+        s->cursor++;
+    }
+    s->member->acked = s_stream_acked (s);
+}
+
+static void
+s_stream_acked_upto (fed_stream_t *s, uint64_t upto)
+{
+    while (s->sent_count && s->sent[s->sent_head] <= upto) {
+        s->sent_head = (s->sent_head + 1) % s_ring_cap;
+        s->sent_count--;
+    }
+    s->member->acked = s_stream_acked (s);
+}
+
+static void
+s_stream_event (fed_stream_t *s, const proto_frame_t *f, const uint8_t *env,
+                size_t env_len, const uint8_t *body, size_t body_len)
+{
+    fed_t *self = s->fed;
+    broker_outcome_t outcome;
+    fedq_rc_t rc = broker_fed_apply (self->broker, self->q, f->node, f->seq,
+                                     env, (uint32_t) env_len, body,
+                                     (uint32_t) body_len, &outcome);
+    if (rc) {
+        s->errors_total++;
+        fedq_warn ("federation=%s peer=%s event %.*s:%" PRIu64
+                   " not applied: %s",
+                   self->name, s->member->id, (int) f->node.len, f->node.ptr,
+                   f->seq, fedq_rc_name (rc));
+    }
+    else if (outcome == BROKER_DUPLICATE)
+        s->duplicates_total++;
+    else
+        s->applied_total++;
+    //  The peer has it, whatever we did with it: never send it back.
+    s_vv_raise (s->member->vv, f->node, f->seq);
+    s->recv_upto = f->count;
+    s->ack_due = true;
+}
+
+static void
+s_stream_frame (fed_stream_t *s, const proto_frame_t *f, const uint8_t *env,
+                size_t env_len, const uint8_t *body, size_t body_len)
+{
+    if (f->epoch != s->epoch)
+        return;
+    if (f->cmd == PROTO_FED_EVENT && env && (f->present & PF_NODE)
+        && (f->present & PF_SEQ))
+        s_stream_event (s, f, env, env_len, body, body_len);
+    else if (f->cmd == PROTO_FED_ACK && (f->present & PF_UPTO))
+        s_stream_acked_upto (s, f->upto);
+}
+
+static void
+s_stream_ack (fed_stream_t *s)
+{
+    if (!s->ack_due)
+        return;
+    proto_frame_t f = s_frame (s, PROTO_FED_ACK);
+    f.present |= PF_UPTO;
+    f.upto = s->recv_upto;
+    if (s->send (s->send_ctx, &f, NULL, 0, NULL, 0) == FEDQ_OK)
+        s->ack_due = false;
+}
+
+//  --------------------------------------------------------------------
+//  Links (the peers this node connects to)
+
+static fedq_rc_t
+s_link_send (void *ctx, const proto_frame_t *frame, const uint8_t *env,
+             size_t env_len, const uint8_t *body, size_t body_len)
+{
+    s_link_t *link = ctx;
+    if (!link->sock)
+        return FEDQ_EAGAIN;
+    fed_t *self = link->fed;
+    self->out.size = 0;
+    proto_frame_encode (frame, &self->out);
+    int more = env ? ZMQ_SNDMORE : 0;
+    if (zmq_send (link->sock, self->out.data, self->out.size,
+                  more | ZMQ_DONTWAIT)
+        < 0)
+        return FEDQ_EAGAIN;
+    if (env) {
+        zmq_send (link->sock, env, env_len, ZMQ_SNDMORE);
+        zmq_send (link->sock, body, body_len, 0);
+    }
+    return FEDQ_OK;
+}
+
+static void
+s_link_connect (s_link_t *link)
+{
+    fed_t *self = link->fed;
+    link->sock = zmq_socket (self->zmq_ctx, ZMQ_DEALER);
+    int zero = 0, hwm = 100000;
+    zmq_setsockopt (link->sock, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt (link->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt (link->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (zmq_connect (link->sock, link->endpoint)) {
+        snprintf (link->last_error, sizeof link->last_error,
+                  "cannot connect to %s: %s", link->endpoint,
+                  zmq_strerror (errno));
+        zmq_close (link->sock);
+        link->sock = NULL;
+        link->reconnect_at = fedq_mono_ms () + (int64_t) link->backoff_ms;
+        return;
+    }
+    link->epoch = (uint64_t) fedq_wall_ms () * 1000 + (++self->epoch_seq % 1000);
+    int64_t now = fedq_mono_ms ();
+    link->last_rx = now;
+    link->last_ping = now;
+    char *vv = s_vv_json (self);
+    proto_frame_t f = {.version = PROTO_VERSION,
+                       .cmd = PROTO_FED_HELLO,
+                       .present = PF_QUEUE | PF_EPOCH | PF_NODE | PF_JSON,
+                       .queue = fedq_str_of (self->name),
+                       .epoch = link->epoch,
+                       .node = fedq_str_of (self->node_id),
+                       .json = fedq_str_of (vv)};
+    s_link_send (link, &f, NULL, 0, NULL, 0);
+    free (vv);
+}
+
+static void
+s_link_drop (s_link_t *link, const char *why)
+{
+    fed_t *self = link->fed;
+    if (link->state == LINK_RUNNING)
+        fedq_warn ("federation=%s peer=%s reconnecting: %s", self->name,
+                   link->peer_id, why);
+    snprintf (link->last_error, sizeof link->last_error, "%s", why);
+    s_stream_destroy (self, &link->stream);
+    if (link->sock) {
+        zmq_close (link->sock);
+        link->sock = NULL;
+    }
+    link->state = LINK_RECONNECTING;
+    link->reconnects_total++;
+    link->reconnect_at = fedq_mono_ms () + (int64_t) link->backoff_ms;
+    link->backoff_ms = link->backoff_ms * 2 > FED_MAX_BACKOFF_MS
+                         ? FED_MAX_BACKOFF_MS
+                         : link->backoff_ms * 2;
+}
+
+static void
+s_link_hello_answer (s_link_t *link, const proto_frame_t *f)
+{
+    fed_t *self = link->fed;
+    s_member_t *member = s_member (self, f->node);
+    if (!member || !fedq_str_eq (f->node, link->peer_id)) {
+        char why[PROTO_MAX_NAME + 64];
+        snprintf (why, sizeof why, "endpoint answered as node %.*s",
+                  (int) f->node.len, f->node.ptr);
+        s_link_drop (link, why);
+        return;
+    }
+    //  Forget what we assumed it had; take what it says it has.
+    zhashx_purge (member->vv);
+    s_vv_load (member->vv, f->json);
+    member->known = true;
+    s_stream_destroy (self, &link->stream);
+    link->stream = s_stream_new (self, member, link->epoch, s_link_send, link,
+                                 true);
+    link->state = LINK_RUNNING;
+    link->backoff_ms = FED_MIN_BACKOFF_MS;
+    link->last_error[0] = 0;
+    fedq_info ("federation=%s peer=%s running (history %" PRIu64 "..%" PRIu64
+               ")",
+               self->name, link->peer_id, self->h->compacted,
+               s_history_end (self));
+    s_stream_pump (link->stream);
+}
+
+static void
+s_link_recv (s_link_t *link)
+{
+    for (int n = 0; n < 10000 && link->sock; n++) {
+        zmq_msg_t parts[3];
+        int nparts = 0;
+        bool more = true;
+        while (more) {
+            zmq_msg_t *part = &parts[nparts < 3 ? nparts : 2];
+            if (nparts >= 3)
+                zmq_msg_close (part);
+            zmq_msg_init (part);
+            if (zmq_msg_recv (part, link->sock, nparts ? 0 : ZMQ_DONTWAIT)
+                < 0) {
+                zmq_msg_close (part);
+                for (int i = 0; i < nparts && i < 3; i++)
+                    zmq_msg_close (&parts[i]);
+                return;
+            }
+            more = zmq_msg_more (part);
+            if (nparts < 3)
+                nparts++;
+        }
+        link->last_rx = fedq_mono_ms ();
+        proto_frame_t f;
+        const char *error = NULL;
+        if (proto_frame_decode (zmq_msg_data (&parts[0]),
+                                zmq_msg_size (&parts[0]), &f, &error)
+            == FEDQ_OK) {
+            if (f.cmd == PROTO_FED_HELLO && f.epoch == link->epoch)
+                s_link_hello_answer (link, &f);
+            else if (f.cmd == PROTO_ERROR && f.code == FEDQ_ESESSION)
+                s_link_drop (link, "the peer does not know this connection");
+            else if (f.cmd == PROTO_ERROR) {
+                snprintf (link->last_error, sizeof link->last_error,
+                          "peer error: %.*s", (int) f.text.len,
+                          f.text.ptr ? f.text.ptr : "");
+            }
+            else if (link->stream && nparts == 3)
+                s_stream_frame (link->stream, &f, zmq_msg_data (&parts[1]),
+                                zmq_msg_size (&parts[1]),
+                                zmq_msg_data (&parts[2]),
+                                zmq_msg_size (&parts[2]));
+            else if (link->stream)
+                s_stream_frame (link->stream, &f, NULL, 0, NULL, 0);
+        }
+        for (int i = 0; i < nparts; i++)
+            zmq_msg_close (&parts[i]);
+    }
+}
+
+static void
+s_link_tick (s_link_t *link, int64_t now)
+{
+    if (!link->sock) {
+        if (now >= link->reconnect_at)
+            s_link_connect (link);
+        return;
+    }
+    if (now - link->last_rx > 3 * FED_HEARTBEAT_MS) {
+        char why[128];
+        snprintf (why, sizeof why, "no answer from %s for %" PRId64 " ms",
+                  link->endpoint, now - link->last_rx);
+        s_link_drop (link, why);
+        return;
+    }
+    if (now - link->last_ping >= FED_HEARTBEAT_MS) {
+        proto_frame_t ping = {.version = PROTO_VERSION, .cmd = PROTO_PING};
+        s_link_send (link, &ping, NULL, 0, NULL, 0);
+        link->last_ping = now;
+    }
+}
+
+//  --------------------------------------------------------------------
+//  Compaction: drop history every direct peer has.
+
+static bool
+s_all_members_have (fed_t *self, fedq_str_t origin, uint64_t fseq)
+{
+    for (size_t i = 0; i < self->nmembers; i++) {
+        s_member_t *m = self->members[i];
+        if (!m->known || s_vv_get (m->vv, origin) < fseq)
+            return false;
+    }
+    return true;
+}
+
+static void
+s_compact (fed_t *self)
+{
+    //  Streams still sending from the head hold it.
+    uint64_t limit = s_history_end (self);
+    for (size_t i = 0; i < self->nstreams; i++) {
+        uint64_t acked = s_stream_acked (self->streams[i]);
+        if (acked < limit)
+            limit = acked;
+    }
+    uint64_t n = 0;
+    for (uint64_t i = self->h->compacted; i < limit && n < 100000; i++, n++) {
+        const qentry_t *e = s_history_at (self, i);
+        store_msg_t rec;
+        fedq_str_t origin;
+        uint64_t fseq;
+        if (!e || broker_read (self->broker, e, &rec)
+            || !broker_fed_id (self->q, &rec, &origin, &fseq))
+            continue;
+        if (!s_all_members_have (self, origin, fseq))
+            break;
+    }
+    if (n)
+        broker_fed_compact (self->broker, self->h, n);
+}
+
+//  --------------------------------------------------------------------
+//  Life cycle
+
+fed_t *
+fed_new (const cfg_federated_t *cfg, const char *node_id, broker_t *broker,
+         void *zmq_ctx)
+{
+    fed_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->cfg = *cfg;
+    self->name = strdup (cfg->queue.name);
+    self->node_id = strdup (node_id);
+    self->broker = broker;
+    self->zmq_ctx = zmq_ctx;
+    self->q = broker_queue (broker, self->name);
+    if (!self->q
+        || broker_fed_enable (broker, self->q,
+                              cfg->consume == CFG_CONSUME_GLOBAL)) {
+        fedq_error ("federation=%s: cannot set up the queue", self->name);
+        fed_destroy (&self);
+        return NULL;
+    }
+    self->h = self->q->fed_history;
+    //  The config may be replaced: keep none of its pointers.
+    self->cfg.peers = NULL;
+    memset (&self->cfg.queue, 0, sizeof self->cfg.queue);
+    self->links = calloc (cfg->npeers ? cfg->npeers : 1, sizeof *self->links);
+    for (size_t i = 0; i < cfg->npeers; i++) {
+        s_member_add (self, fedq_str_of (cfg->peers[i].id));
+        s_link_t *link = &self->links[self->nlinks++];
+        link->fed = self;
+        link->peer_id = strdup (cfg->peers[i].id);
+        link->endpoint = strdup (cfg->peers[i].endpoint);
+        link->backoff_ms = FED_MIN_BACKOFF_MS;
+        link->state = LINK_CONNECTING;
+        s_link_connect (link);
+    }
+    fedq_info ("federation=%s started with %zu peers, history %" PRIu64
+               " events",
+               self->name, cfg->npeers, self->h->ready_count);
+    return self;
+}
+
+void
+fed_destroy (fed_t **self_p)
+{
+    fed_t *self = *self_p;
+    if (!self)
+        return;
+    for (size_t i = 0; i < self->nlinks; i++) {
+        s_link_t *link = &self->links[i];
+        s_stream_destroy (self, &link->stream);
+        if (link->sock)
+            zmq_close (link->sock);
+        free (link->peer_id);
+        free (link->endpoint);
+    }
+    //  Session streams: their sessions hold pointers; they are told by
+    //  the node before it destroys us (fed_session_closed).
+    while (self->nstreams) {
+        fed_stream_t *s = self->streams[0];
+        s_stream_destroy (self, &s);
+    }
+    for (size_t i = 0; i < self->nmembers; i++) {
+        zhashx_destroy (&self->members[i]->vv);
+        free (self->members[i]);
+    }
+    free (self->members);
+    free (self->links);
+    free (self->streams);
+    fedq_buf_free (&self->out);
+    free (self->name);
+    free (self->node_id);
+    free (self);
+    *self_p = NULL;
+}
+
+const char *
+fed_name (fed_t *self)
+{
+    return self->name;
+}
+
+size_t
+fed_sockets (fed_t *self, void **socks, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < self->nlinks && n < max; i++)
+        if (self->links[i].sock)
+            socks[n++] = self->links[i].sock;
+    return n;
+}
+
+void
+fed_recv (fed_t *self, void *sock)
+{
+    for (size_t i = 0; i < self->nlinks; i++)
+        if (self->links[i].sock == sock)
+            s_link_recv (&self->links[i]);
+}
+
+void
+fed_committed (fed_t *self)
+{
+    for (size_t i = 0; i < self->nstreams; i++)
+        s_stream_ack (self->streams[i]);
+    for (size_t i = 0; i < self->nstreams; i++)
+        s_stream_pump (self->streams[i]);
+}
+
+void
+fed_tick (fed_t *self)
+{
+    int64_t now = fedq_mono_ms ();
+    for (size_t i = 0; i < self->nlinks; i++)
+        s_link_tick (&self->links[i], now);
+    if (now >= self->next_compact) {
+        self->next_compact = now + 1000;
+        s_compact (self);
+    }
+}
+
+int64_t
+fed_next_wakeup (fed_t *self)
+{
+    int64_t next = self->next_compact;
+    for (size_t i = 0; i < self->nlinks; i++) {
+        s_link_t *link = &self->links[i];
+        int64_t w = link->sock ? link->last_ping + FED_HEARTBEAT_MS
+                               : link->reconnect_at;
+        if (w < next)
+            next = w;
+    }
+    return next;
+}
+
+fed_stream_t *
+fed_session_hello (fed_t *self, const proto_frame_t *frame,
+                   fed_send_fn *send, void *send_ctx)
+{
+    s_member_t *member = s_member (self, frame->node);
+    if (!member || fedq_str_eq (frame->node, self->node_id)) {
+        proto_frame_t e = {.version = PROTO_VERSION,
+                           .cmd = PROTO_ERROR,
+                           .present = PF_CODE | PF_TEXT,
+                           .code = FEDQ_EINVAL,
+                           .text = fedq_str_of ("FED_HELLO needs the id of "
+                                                "another member node")};
+        send (send_ctx, &e, NULL, 0, NULL, 0);
+        return NULL;
+    }
+    zhashx_purge (member->vv);
+    s_vv_load (member->vv, frame->json);
+    member->known = true;
+    fed_stream_t *s = s_stream_new (self, member, frame->epoch, send,
+                                    send_ctx, false);
+    char *vv = s_vv_json (self);
+    proto_frame_t f = {.version = PROTO_VERSION,
+                       .cmd = PROTO_FED_HELLO,
+                       .present = PF_QUEUE | PF_EPOCH | PF_NODE | PF_JSON,
+                       .queue = fedq_str_of (self->name),
+                       .epoch = frame->epoch,
+                       .node = fedq_str_of (self->node_id),
+                       .json = fedq_str_of (vv)};
+    send (send_ctx, &f, NULL, 0, NULL, 0);
+    free (vv);
+    fedq_info ("federation=%s peer=%s connected to us", self->name,
+               member->id);
+    s_stream_pump (s);
+    return s;
+}
+
+void
+fed_session_frame (fed_t *self, fed_stream_t *stream,
+                   const proto_frame_t *frame, const uint8_t *env,
+                   size_t env_len, const uint8_t *body, size_t body_len)
+{
+    (void) self;
+    s_stream_frame (stream, frame, env, env_len, body, body_len);
+}
+
+void
+fed_session_closed (fed_t *self, fed_stream_t **stream_p)
+{
+    s_stream_destroy (self, stream_p);
+}
+
+//  --------------------------------------------------------------------
+//  Status
+
+static json_t *
+s_stream_status (fed_t *self, const char *peer, fed_stream_t *s,
+                 const char *state, const char *error, uint64_t reconnects)
+{
+    uint64_t end = s_history_end (self);
+    s_member_t *m = s ? s->member : NULL;
+    for (size_t i = 0; i < self->nmembers && !m; i++)
+        if (strcmp (self->members[i]->id, peer) == 0)
+            m = self->members[i];
+    //  What the peer has not acknowledged yet (while connected: what this
+    //  stream has not had confirmed; otherwise where it stood last).
+    uint64_t acked = s ? s_stream_acked (s) : m ? m->acked : 0;
+    if (acked < self->h->compacted)
+        acked = self->h->compacted;
+    uint64_t backlog = end > acked ? end - acked : 0;
+    uint64_t bytes = 0;
+    int64_t oldest = 0;
+    const qentry_t *first = s_history_at (self, acked);
+    if (first)
+        oldest = first->enqueued_at;
+    if (backlog == self->h->ready_count)
+        bytes = self->h->ready_bytes;
+    double lag = 0;
+    if (backlog && oldest) {
+        int64_t age = fedq_wall_ms () - oldest;
+        lag = age > 0 ? (double) age / 1000.0 : 0;
+    }
+    char name[2 * PROTO_MAX_NAME + 2];
+    snprintf (name, sizeof name, "%s/%s", self->name, peer);
+    bool lag_alert = self->cfg.lag_alert_ms
+                     && lag * 1000.0 > (double) self->cfg.lag_alert_ms;
+    bool backlog_alert = self->cfg.backlog_alert
+                         && backlog > self->cfg.backlog_alert;
+    json_t *j = json_pack (
+      "{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:I, "
+      "s:b, s:b, s:s, s:f, s:I, s:I}",
+      "name", name, "kind", "federation", "peer", peer, "queue", self->name,
+      "state", state, "backlog_messages", (json_int_t) backlog,
+      "backlog_bytes", (json_int_t) bytes, "lag_seconds", lag,
+      "forwarded_total", (json_int_t) (s ? s->sent_total : 0),
+      "confirmed_total",
+      (json_int_t) (s ? s->sent_total - s->sent_count : 0),
+      "applied_total", (json_int_t) (s ? s->applied_total : 0),
+      "duplicates_dropped_total", (json_int_t) (s ? s->duplicates_total : 0),
+      "reconnects_total", (json_int_t) reconnects, "lag_alert", lag_alert,
+      "backlog_alert", backlog_alert, "last_error", error ? error : "",
+      "lag_alert_seconds", (double) self->cfg.lag_alert_ms / 1000.0,
+      "history_events", (json_int_t) (end - self->h->compacted),
+      "history_compacted", (json_int_t) self->h->compacted);
+    return j;
+}
+
+void
+fed_status (fed_t *self, void *json_links)
+{
+    json_t *links = json_links;
+    bool lag_any = false, backlog_any = false;
+    for (size_t i = 0; i < self->nlinks; i++) {
+        s_link_t *link = &self->links[i];
+        const char *state = link->state == LINK_RUNNING        ? "running"
+                            : link->state == LINK_RECONNECTING ? "reconnecting"
+                                                               : "starting";
+        json_t *j = s_stream_status (self, link->peer_id, link->stream, state,
+                                     link->last_error, link->reconnects_total);
+        lag_any |= json_is_true (json_object_get (j, "lag_alert"));
+        backlog_any |= json_is_true (json_object_get (j, "backlog_alert"));
+        json_array_append_new (links, j);
+    }
+    //  Members that link to us (without us linking to them).
+    for (size_t i = 0; i < self->nstreams; i++) {
+        fed_stream_t *s = self->streams[i];
+        if (s->from_link)
+            continue;
+        bool listed = false;
+        for (size_t k = 0; k < self->nlinks; k++)
+            if (strcmp (self->links[k].peer_id, s->member->id) == 0)
+                listed = true;
+        if (!listed)
+            json_array_append_new (links, s_stream_status (self, s->member->id,
+                                                           s, "running", NULL,
+                                                           0));
+    }
+    if (lag_any != self->lag_alert)
+        fedq_log_at (lag_any ? FEDQ_LOG_WARN : FEDQ_LOG_INFO, __FILE__,
+                     __LINE__, "federation=%s alert=lag %s", self->name,
+                     lag_any ? "firing" : "cleared");
+    if (backlog_any != self->backlog_alert)
+        fedq_log_at (backlog_any ? FEDQ_LOG_WARN : FEDQ_LOG_INFO, __FILE__,
+                     __LINE__, "federation=%s alert=backlog %s", self->name,
+                     backlog_any ? "firing" : "cleared");
+    self->lag_alert = lag_any;
+    self->backlog_alert = backlog_any;
+}
