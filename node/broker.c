@@ -41,6 +41,8 @@ struct _broker_t {
     char **origin_names;        //  index -> name (1-based)
     size_t norigins;
     u64map_t *recovering;       //  during open: per-queue settled positions
+    u64map_t relocated;         //  during open: old position -> copy
+    int64_t next_compact;       //  mono ms of the next compaction pass
 };
 
 static void s_settle (broker_t *self, queue_t *queue, const qentry_t *entry);
@@ -151,6 +153,14 @@ s_replay_msg (void *ctx, store_pos_t pos, const store_msg_t *msg)
     broker_t *self = ctx;
     if (fedq_str_eq (msg->origin, self->node_id) && msg->seq > self->seq)
         self->seq = msg->seq;
+    //  A relocated copy (compaction) names one queue and settles its old
+    //  place in that queue: it takes the old entry's place in the order.
+    if (msg->nqueues == 1 && msg->nsettles == 1
+        && msg->settles[0].qid == msg->qids[0]
+        && s_queue_by_qid (self, msg->qids[0])) {
+        u64map_put (&self->relocated, msg->settles[0].pos, pos);
+        return;
+    }
     for (uint32_t i = 0; i < msg->nqueues; i++) {
         queue_t *queue = s_queue_by_qid (self, msg->qids[i]);
         if (!queue)
@@ -205,6 +215,12 @@ s_replay_filter (broker_t *self, queue_t *queue)
     for (uint64_t i = 0; i < n; i++) {
         qentry_t entry;
         queue_pop (queue, &entry);
+        //  Follow relocations (possibly several) to the live copy.
+        uint64_t moved;
+        while (u64map_get (&self->relocated, entry.pos, &moved)) {
+            u64map_del (set, entry.pos);
+            entry.pos = moved;
+        }
         if (!u64map_get (set, entry.pos, NULL))
             queue_push (queue, &entry);
     }
@@ -313,6 +329,7 @@ cleanup:
     u64map_free (self->recovering);
     free (self->recovering);
     self->recovering = NULL;
+    u64map_free (&self->relocated);
     if (rc)
         broker_destroy (&self);
     *self_p = self;
@@ -1304,6 +1321,55 @@ broker_read (broker_t *self, const qentry_t *entry, store_msg_t *msg)
     return rc;
 }
 
+
+//  --------------------------------------------------------------------
+//  Compaction: segments that are mostly settled have their live messages
+//  copied forward (in place in their queues, so order is kept) and are
+//  then deleted by store_maintain. Held (unacked) messages stay put, and
+//  federated queues are left alone: their records carry event ids.
+
+#define BROKER_COMPACT_MS 10000
+#define BROKER_COMPACT_RATIO 0.25
+#define BROKER_COMPACT_BUDGET 100000
+
+static void
+s_compact (broker_t *self)
+{
+    uint32_t segs[8];
+    size_t nsegs = store_compact_candidates (self->store, BROKER_COMPACT_RATIO,
+                                             segs, 8);
+    if (!nsegs)
+        return;
+    size_t moved = 0;
+    for (queue_t *q = zhashx_first (self->queues);
+         q && moved < BROKER_COMPACT_BUDGET; q = zhashx_next (self->queues)) {
+        if (q->fed_prefix)
+            continue;
+        for (int p = 0; p <= 9; p++) {
+            qring_t *ring = &q->ready[p];
+            for (size_t i = 0; i < ring->count && moved < BROKER_COMPACT_BUDGET;
+                 i++) {
+                qentry_t *e = &ring->items[(ring->head + i) & (ring->cap - 1)];
+                uint32_t seg = STORE_POS_SEG (e->pos);
+                bool hit = false;
+                for (size_t k = 0; k < nsegs; k++)
+                    hit |= segs[k] == seg;
+                if (!hit || (q->skip_count && u64map_get (q->skip, e->pos, NULL)))
+                    continue;
+                store_pos_t to;
+                if (store_relocate (self->store, q->qid, e->pos, &to))
+                    return;
+                e->pos = to;
+                moved++;
+            }
+        }
+    }
+    if (moved)
+        fedq_info ("compaction: moved %zu live messages out of %zu sparse "
+                   "segments",
+                   moved, nsegs);
+}
+
 //  --------------------------------------------------------------------
 //  Periodic work
 
@@ -1344,6 +1410,10 @@ broker_tick (broker_t *self)
             s_dead_letter (self, q, &entry, "expired");
         }
         queue_dedup_expire (q, now);
+    }
+    if (mono >= self->next_compact) {
+        self->next_compact = mono + BROKER_COMPACT_MS;
+        s_compact (self);
     }
     store_maintain (self->store);
 }

@@ -453,11 +453,19 @@ static void
 s_on_reject (shovel_link_t *self, const proto_frame_t *f)
 {
     self->stats.rejected_total++;
+    int64_t now = fedq_mono_ms ();
+    bool at_head = self->count && s_at (self, 0)->seq == f->seq;
+    //  A destination that refused the head answers the frames already in
+    //  flight behind it with EAGAIN (out of sequence). While the go-back
+    //  for the head is scheduled they say nothing new: they must neither
+    //  hide the cause in last_error ("queue full") nor cut its backoff
+    //  short (test_shovel_full.py).
+    if (!at_head && self->retry_at && f->code == FEDQ_EAGAIN)
+        return;
     s_error (self, "destination refused seq %" PRIu64 ": %.*s (%s)", f->seq,
              (int) f->text.len, f->text.ptr ? f->text.ptr : "",
              fedq_rc_name ((fedq_rc_t) f->code));
-    int64_t now = fedq_mono_ms ();
-    if (self->count == 0 || s_at (self, 0)->seq != f->seq) {
+    if (!at_head) {
         //  Refused something behind the head: go back and resend.
         self->next_send = 0;
         self->retry_at = now + 100;

@@ -191,8 +191,8 @@ def check(run, allow_redelivery=False):
         deliveries = 0
         reordered = 0
         for consumer, items in consumers:
-            last = {}               # producer -> (gen, seq, id)
-            last_confirmed = {}     # producer -> (gen, seq, id)
+            top_seq = {}            # (producer, gen) -> (seq, id)
+            top_gen = {}            # producer -> (gen, id)
             seen_here = set()
             for d in items:
                 mid = d.get("message_id")
@@ -215,29 +215,22 @@ def check(run, allow_redelivery=False):
                 if p is None:
                     continue
                 base, gen, seq = p
-                prev = last.get(base)
                 bad = None
-                if prev and prev[0] == gen and seq < prev[1]:
-                    bad = prev
-                elif mid in confirmed:
-                    pc = last_confirmed.get(base)
-                    # A confirmed message after one of a later generation.
-                    if prev and prev[0] > gen:
-                        bad = prev
-                    elif pc and (gen, seq) < pc[:2]:
-                        bad = pc
+                ts = top_seq.get((base, gen))
+                tg = top_gen.get(base)
+                if ts and seq < ts[0]:
+                    bad = ts[1]     # same generation: every message
+                elif tg and tg[0] > gen and mid in confirmed:
+                    bad = tg[1]     # confirmed, after a later generation
                 if bad is not None:
                     reordered += 1
                     if len(ex["reordered"]) < EXAMPLES:
                         ex["reordered"].append({
-                            "consumer": consumer, "id": mid,
-                            "after": bad[2]})
-                if not prev or (gen, seq) > prev[:2]:
-                    last[base] = (gen, seq, mid)
-                if mid in confirmed:
-                    pc = last_confirmed.get(base)
-                    if not pc or (gen, seq) > pc[:2]:
-                        last_confirmed[base] = (gen, seq, mid)
+                            "consumer": consumer, "id": mid, "after": bad})
+                if not ts or seq > ts[0]:
+                    top_seq[(base, gen)] = (seq, mid)
+                if not tg or gen > tg[0]:
+                    top_gen[base] = (gen, mid)
         lost = sorted(confirmed - set(count), key=_id_key)
         dup_ids = sorted((m for m, c in count.items() if c > 1),
                          key=_id_key)

@@ -110,18 +110,28 @@ s_fix_crcs (uint8_t *data, size_t size)
     }
 }
 
+static char s_dir[64];
+
+static void
+s_cleanup (void)
+{
+    nftw (s_dir, s_rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    rmdir (s_dir);
+}
+
 int
     LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
-    static char dir[64];
+    char *dir = s_dir;
     if (!dir[0]) {
         fedq_log_setup ((fedq_log_level_t) (FEDQ_LOG_ERROR + 1), "fuzz");
-        snprintf (dir, sizeof dir, "/tmp/fedq-fuzz-store-XXXXXX");
+        snprintf (dir, sizeof s_dir, "/tmp/fedq-fuzz-store-XXXXXX");
         if (!mkdtemp (dir))
             abort ();
+        atexit (s_cleanup);
         char log_dir[128];
         snprintf (log_dir, sizeof log_dir, "%s/log", dir);
         mkdir (log_dir, 0700);

@@ -342,10 +342,11 @@ class Cdp:
                 "--disable-extensions", "--hide-scrollbars",
                 "--window-size=1280,800", "--user-data-dir=" + profile,
                 "--remote-debugging-pipe", "about:blank"]
+        # bash, not sh: dash takes one-digit fd numbers only.
         shell = 'exec 3<&%d 4>&%d %d<&- %d>&-; exec "$@"' % (cr, cw, cr, cw)
         log = open(log_path, "wb")
         self.proc = harness.track(subprocess.Popen(
-            ["/bin/sh", "-c", shell, "sh"] + argv, pass_fds=(cr, cw),
+            ["bash", "-c", shell, "bash"] + argv, pass_fds=(cr, cw),
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT))
         log.close()
         os.close(cr)
