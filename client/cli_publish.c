@@ -255,7 +255,8 @@ s_next_line (s_lines_t *in, const char **line, size_t *len)
         return 1;
     }
     //  Keep the partial line, drop what was handed out.
-    memmove (in->buf.data, from, left);
+    if (left)
+        memmove (in->buf.data, from, left);
     in->buf.size = left;
     in->start = 0;
     return 0;
@@ -416,6 +417,8 @@ cli_cmd_publish (int argc, char **argv, cli_global_t *g)
     if (wrc != FEDQ_OK && wrc != FEDQ_EAGAIN && !failed)
         cli_client_error (c, "publish");
     s_summary (c, &run, start_us);
+    if (cli_interrupted ())
+        fprintf (stderr, "fedq: publish interrupted\n");
     fedq_publish_stats_t st;
     fedq_client_publish_stats (c, &st);
     if (st.returned || st.unsettled || failed || cli_interrupted ())

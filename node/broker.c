@@ -43,6 +43,7 @@ struct _broker_t {
     u64map_t *recovering;       //  during open: per-queue settled positions
     u64map_t relocated;         //  during open: old position -> copy
     int64_t next_compact;       //  mono ms of the next compaction pass
+    bool need_durable;          //  something staged waits for its fsync
 };
 
 static void s_settle (broker_t *self, queue_t *queue, const qentry_t *entry);
@@ -836,6 +837,7 @@ broker_publish (broker_t *self, broker_publish_t *pub,
             if (pub->link.len) {
                 //  Still advance the link's mark: the resend is settled.
                 store_mark_t mark = {fedq_str_of (link_key), pub->link_seq};
+                self->need_durable = true;
                 return store_append_marks (self->store, &mark, 1);
             }
             return FEDQ_OK;
@@ -957,8 +959,13 @@ broker_commit (broker_t *self)
         rc = store_append_settles (self->store, self->settles + i, n);
     }
     self->nsettles = 0;
-    if (rc == FEDQ_OK && store_pending (self->store))
-        rc = store_commit (self->store);
+    //  Only what somebody waits on (a confirm, a link's next step) pays
+    //  for an fsync; acks alone are written and synced with the next one.
+    bool durable = self->need_durable || self->nstaged;
+    if (rc == FEDQ_OK && (store_pending (self->store) || durable))
+        rc = durable ? store_commit (self->store)
+                     : store_commit_lazy (self->store);
+    self->need_durable = false;
     for (size_t i = 0; i < self->nstaged; i++) {
         s_staged_t *s = &self->staged[i];
         s->queue->pending_count--;
@@ -1411,6 +1418,8 @@ broker_tick (broker_t *self)
         }
         queue_dedup_expire (q, now);
     }
+    //  Whatever was written lazily is synced at least once a second.
+    self->need_durable = true;
     if (mono >= self->next_compact) {
         self->next_compact = mono + BROKER_COMPACT_MS;
         s_compact (self);
@@ -1726,6 +1735,7 @@ broker_dead_letter_marked (broker_t *self, uint64_t qid,
     rc = store_append_msg (self->store, &out, &pos);
     if (rc)
         return rc;
+    self->need_durable = true;
     if (queue) {
         queue->unacked_count--;
         queue->unacked_bytes -= entry->size;
@@ -1744,6 +1754,7 @@ fedq_rc_t
 broker_set_mark (broker_t *self, const char *key, uint64_t value)
 {
     store_mark_t mark = {fedq_str_of (key), value};
+    self->need_durable = true;
     return store_append_marks (self->store, &mark, 1);
 }
 

@@ -543,7 +543,7 @@ s_write_part (store_t *self, store_seg_t *seg, size_t i)
     size_t len = s_part_len (self, i);
     uint64_t file_off = self->parts[i].file_off;
     int err = 0;
-    if (self->fsync == STORE_FSYNC_ALWAYS) {
+    if (self->fsync == STORE_FSYNC_ALWAYS && !self->lazy) {
         size_t off = 0;
         while (off < len && !err) {
             uint32_t rec_len;
@@ -559,7 +559,9 @@ s_write_part (store_t *self, store_seg_t *seg, size_t i)
     err = s_write_all (seg->fd, data, len, file_off);
     //  A segment being rolled away from is sealed with a sync whatever the
     //  policy, so a crash never leaves a torn record before a newer file.
-    if (!err && (self->fsync == STORE_FSYNC_BATCH || i + 1 < self->nparts))
+    if (!err
+        && ((self->fsync == STORE_FSYNC_BATCH && !self->lazy)
+            || i + 1 < self->nparts))
         err = s_sync (self, seg->fd);
     return err;
 }
@@ -628,8 +630,21 @@ fedq_rc_t
 store_commit (store_t *self)
 {
     assert (self);
-    if (self->pending.size == 0)
+    if (self->pending.size == 0) {
+        //  Records written by a lazy commit get their sync now.
+        store_seg_t *active = store_active (self);
+        if (self->unsynced && !self->lazy && self->fsync != STORE_FSYNC_NEVER
+            && active->fd >= 0) {
+            int err = s_sync (self, active->fd);
+            if (err) {
+                fedq_error ("store: cannot sync %s: %s", self->log_dir,
+                            strerror (err));
+                return err == ENOSPC ? FEDQ_ENOSPC : FEDQ_EIO;
+            }
+            self->unsynced = false;
+        }
         return FEDQ_OK;
+    }
     if (self->broken) {
         s_rollback (self);
         return FEDQ_EIO;
@@ -694,6 +709,7 @@ store_commit (store_t *self)
     self->nparts = 0;
     self->pending.size = 0;
     self->commits++;
+    self->unsynced = self->lazy;
     return FEDQ_OK;
 }
 
@@ -845,6 +861,15 @@ store_relocate (store_t *self, uint64_t qid, store_pos_t pos,
 
 //  --------------------------------------------------------------------------
 //  Figures
+
+fedq_rc_t
+store_commit_lazy (store_t *self)
+{
+    self->lazy = true;
+    fedq_rc_t rc = store_commit (self);
+    self->lazy = false;
+    return rc;
+}
 
 void
 store_stats (store_t *self, store_stats_t *stats)

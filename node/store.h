@@ -141,6 +141,13 @@ fedq_rc_t
 fedq_rc_t
     store_commit (store_t *self);
 
+//  Like store_commit, but without the fdatasync: for records nobody is
+//  waiting on (acks, compaction). A later store_commit, or the roll to a
+//  new segment, makes them durable; a crash before may lose them (an
+//  acked message is then delivered again).
+fedq_rc_t
+    store_commit_lazy (store_t *self);
+
 //  True when records are waiting for store_commit.
 bool
     store_pending (store_t *self);

@@ -80,6 +80,8 @@ struct _store_t {
     size_t nslots;              //  power of two
     uint64_t mark_key_bytes;    //  sum of key lengths (checkpoint size)
     int fail_next_commit;       //  test hook: errno for the next commit
+    bool lazy;                  //  this commit writes without syncing
+    bool unsynced;              //  a lazy commit wrote since the last sync
     bool broken;                //  disk state unknown after a failed undo
     store_mark_t read_marks[STORE_MAX_MARKS];   //  marks of store_read
     //  Figures for store_stats

@@ -78,10 +78,15 @@ def main():
     result = runner.run(suite)
     harness.kill_all()
 
-    failed = len(result.failures) + len(result.errors) + len(
-        getattr(result, "unexpectedSuccesses", []))
-    skipped = len(result.skipped)
-    passed = result.testsRun - failed - skipped
+    # A test can fail twice (its body, then tearDown): count tests, not
+    # reports.
+    failed_ids = {t.id() for t, _ in result.failures + result.errors}
+    failed_ids |= {t.id() for t in getattr(result, "unexpectedSuccesses",
+                                            [])}
+    skipped_ids = {t.id() for t, _ in result.skipped} - failed_ids
+    failed = len(failed_ids)
+    skipped = len(skipped_ids)
+    passed = max(0, result.testsRun - failed - skipped)
     print("integration: %d tests in %.1fs against %s" % (
         result.testsRun, time.monotonic() - t0, harness.build_dir()))
     print("integration: %d passed, %d failed, %d skipped" % (

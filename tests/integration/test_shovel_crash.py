@@ -17,6 +17,7 @@ Environment:
 
 import os
 import random
+import signal
 import sys
 import time
 import unittest
@@ -122,6 +123,11 @@ class ShovelCrashTest(harness.FedqTestCase):
             if victim == "A":
                 a.kill9()
                 a.start()
+                # Its session is gone with the node: what it sends now is
+                # returned. Stop it (Ctrl-C: it settles what it sent and
+                # exits); a new publisher with a new prefix takes over.
+                if pub is not None and pub.poll() is None:
+                    pub.send_signal(signal.SIGINT)
                 return
             b.kill9()
             if wait_notice:
@@ -131,38 +137,40 @@ class ShovelCrashTest(harness.FedqTestCase):
             b.start()
 
         def attention():
-            """Something to do: the publisher ended, a kill is due, or
-            every message is confirmed."""
+            """What to do next: "publisher" (it ended, or none runs and
+            messages remain), "trigger" (a crash point was passed), "kill"
+            (its delay is over), "done"; None: nothing yet."""
             n = confirmed()
-            if pub is None or pub.poll() is not None:
+            if pub is not None and pub.poll() is not None:
+                return "publisher"
+            if pub is None and n < N:
                 return "publisher"
             if kill_at is not None and time.monotonic() >= kill_at:
                 return "kill"
             if kill_at is None and done_kills < len(plan) \
                     and n >= plan[done_kills][0]:
                 return "trigger"
+            if n >= N and pub is None and done_kills == len(plan):
+                return "done"
             return None
 
         for _ in range(10000):
             self.assertLess(time.monotonic(), deadline,
                             "publishing did not finish: %d of %d confirmed"
                             % (confirmed(), N))
-            if confirmed() >= N and (pub is None or pub.poll() is not None):
-                break
             what = harness.wait_until(
                 attention, timeout=60, interval=0.02,
                 msg="publisher progress (%d of %d confirmed)"
                 % (confirmed(), N))
+            if what == "done":
+                break
             if what == "publisher":
                 if pub is not None:
                     exits.append(harness.stop_process(pub))
                     self.assertLess(len(exits), 3 * CRASHES + 5,
                                     "publishers keep failing: exits %r\n%s"
                                     % (exits, self._pub_tail(files)))
-                if confirmed() < N:
-                    pub = start_publisher()
-                else:
-                    pub = None
+                pub = start_publisher() if confirmed() < N else None
             elif what == "trigger":
                 kill_at = time.monotonic() + plan[done_kills][1]
             elif what == "kill":
