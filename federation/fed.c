@@ -16,12 +16,33 @@
 #define FED_MAX_BACKOFF_MS 10000
 
 //  What this node knows a direct peer holds: its version vector.
+//
+//  Each origin's events must reach a member in order on every path, or
+//  the member (which applies only events above its mark) drops an older
+//  one that comes late as a duplicate and loses it. One connection is
+//  FIFO, but a pair of members in a mesh has two (each links to the
+//  other), so: vv holds only what the member is known to hold (its
+//  FED_HELLO, events it sent us, our events it acknowledged), what a
+//  stream sent but was not acknowledged counts only for that stream
+//  (fed_stream_t.vv), and one stream at a time (sender) sends to the
+//  member. Any stream then sends each origin without gaps above what the
+//  member holds, so however the connections interleave, nothing is lost.
 typedef struct {
     char id[PROTO_MAX_NAME + 1];
-    zhashx_t *vv;               //  origin -> highest seq (as uintptr_t)
+    zhashx_t *vv;               //  origin -> highest seq it is known to
+                                //  hold (as uintptr_t)
     bool known;                 //  vv learned since start (hello seen)
-    uint64_t acked;             //  history index it had when last seen
+    uint64_t acked;             //  history index below which it holds
+                                //  every event (its sender's view)
+    fed_stream_t *sender;       //  the stream that sends to it, or NULL
 } s_member_t;
+
+//  One sent, unacknowledged event: its history index and id.
+typedef struct {
+    uint64_t index;
+    uint32_t origin;            //  broker_origin_id
+    uint64_t seq;
+} s_sent_t;
 
 struct _fed_stream_t {
     fed_t *fed;
@@ -31,7 +52,9 @@ struct _fed_stream_t {
     void *send_ctx;
     bool from_link;             //  owned by one of our links
     uint64_t cursor;            //  next history index to consider
-    uint64_t *sent;             //  ring of history indexes sent, unacked
+    zhashx_t *vv;               //  origin -> highest seq sent on this
+                                //  stream (FIFO: it arrives after the rest)
+    s_sent_t *sent;             //  ring of events sent, unacked
     size_t sent_head, sent_count;
     uint64_t recv_upto;         //  last index the peer sent us
     bool ack_due;
@@ -219,13 +242,17 @@ s_stream_new (fed_t *self, s_member_t *member, uint64_t epoch,
     s->send_ctx = send_ctx;
     s->from_link = from_link;
     s->cursor = self->h->compacted;
+    s->vv = zhashx_new ();
     s->sent = malloc (s_ring_cap * sizeof *s->sent);
     s->started = fedq_mono_ms ();
     self->streams = realloc (self->streams,
                              (self->nstreams + 1) * sizeof *self->streams);
-    if (!s->sent || !self->streams)
+    if (!s->vv || !s->sent || !self->streams)
         abort ();
     self->streams[self->nstreams++] = s;
+    //  The newest connection to a member sends to it: after a restart of
+    //  the member the older ones are dead (see s_member_t).
+    member->sender = s;
     return s;
 }
 
@@ -240,6 +267,20 @@ s_stream_destroy (fed_t *self, fed_stream_t **s_p)
             self->streams[i] = self->streams[--self->nstreams];
             break;
         }
+    s_member_t *m = s->member;
+    if (m->sender == s) {
+        //  Another connection to the member takes over, from where the
+        //  member holds everything (it never sends below its own cursor,
+        //  so its ring of unacked events stays in index order).
+        m->sender = NULL;
+        for (size_t i = self->nstreams; i-- > 0 && !m->sender;)
+            if (self->streams[i]->member == m)
+                m->sender = self->streams[i];
+        fed_stream_t *next = m->sender;
+        if (next && next->sent_count == 0 && next->cursor < m->acked)
+            next->cursor = m->acked;
+    }
+    zhashx_destroy (&s->vv);
     free (s->sent);
     free (s);
     *s_p = NULL;
@@ -249,13 +290,17 @@ s_stream_destroy (fed_t *self, fed_stream_t **s_p)
 static uint64_t
 s_stream_acked (fed_stream_t *s)
 {
-    return s->sent_count ? s->sent[s->sent_head] : s->cursor;
+    if (s->member->sender != s)
+        return s->member->acked;
+    return s->sent_count ? s->sent[s->sent_head].index : s->cursor;
 }
 
 static void
 s_stream_pump (fed_stream_t *s)
 {
     fed_t *self = s->fed;
+    if (s->member->sender != s)
+        return;                     //  another connection sends
     uint64_t end = s_history_end (self);
     if (s->cursor < self->h->compacted)
         s->cursor = self->h->compacted;
@@ -269,8 +314,9 @@ s_stream_pump (fed_stream_t *s)
             s->cursor++;
             continue;
         }
-        if (fseq <= s_vv_get (s->member->vv, origin)) {
-            s->cursor++;            //  the peer has it already
+        if (fseq <= s_vv_get (s->member->vv, origin)
+            || fseq <= s_vv_get (s->vv, origin)) {
+            s->cursor++;            //  the peer has it, or has it coming
             continue;
         }
         proto_frame_t f = s_frame (s, PROTO_FED_EVENT);
@@ -281,10 +327,13 @@ s_stream_pump (fed_stream_t *s)
         if (s->send (s->send_ctx, &f, rec.env, rec.env_len,
                      rec.body ? rec.body : (const uint8_t *) "", rec.body_len))
             return;                 //  pipe full: the next turn goes on
-        s->sent[(s->sent_head + s->sent_count) % s_ring_cap] = s->cursor;
+        s_sent_t *slot = &s->sent[(s->sent_head + s->sent_count) % s_ring_cap];
+        slot->index = s->cursor;
+        slot->origin = broker_origin_id (self->broker, origin);
+        slot->seq = fseq;
         s->sent_count++;
         s->sent_total++;
-        s_vv_raise (s->member->vv, origin, fseq);
+        s_vv_raise (s->vv, origin, fseq);
         s->cursor++;
     }
     s->member->acked = s_stream_acked (s);
@@ -293,11 +342,28 @@ s_stream_pump (fed_stream_t *s)
 static void
 s_stream_acked_upto (fed_stream_t *s, uint64_t upto)
 {
-    while (s->sent_count && s->sent[s->sent_head] <= upto) {
+    //  What the peer acknowledged it holds: raise its known vector, once
+    //  per run of one origin.
+    broker_t *broker = s->fed->broker;
+    uint32_t run_origin = 0;
+    uint64_t run_seq = 0;
+    while (s->sent_count && s->sent[s->sent_head].index <= upto) {
+        const s_sent_t *slot = &s->sent[s->sent_head];
+        if (slot->origin != run_origin && run_origin)
+            s_vv_raise (s->member->vv,
+                        fedq_str_of (broker_origin_name (broker, run_origin)),
+                        run_seq);
+        run_origin = slot->origin;
+        run_seq = slot->seq;
         s->sent_head = (s->sent_head + 1) % s_ring_cap;
         s->sent_count--;
     }
-    s->member->acked = s_stream_acked (s);
+    if (run_origin)
+        s_vv_raise (s->member->vv,
+                    fedq_str_of (broker_origin_name (broker, run_origin)),
+                    run_seq);
+    if (s->member->sender == s)
+        s->member->acked = s_stream_acked (s);
 }
 
 static void

@@ -44,6 +44,7 @@ struct _broker_t {
     u64map_t relocated;         //  during open: old position -> copy
     int64_t next_compact;       //  mono ms of the next compaction pass
     bool need_durable;          //  something staged waits for its fsync
+    int64_t opened_at;          //  wall ms when the broker was opened
 };
 
 static void s_settle (broker_t *self, queue_t *queue, const qentry_t *entry);
@@ -166,9 +167,14 @@ s_replay_msg (void *ctx, store_pos_t pos, const store_msg_t *msg)
         queue_t *queue = s_queue_by_qid (self, msg->qids[i]);
         if (!queue)
             continue;           //  settled as an orphan after replay
+        //  Lag is measured on this node's clock: a message that came over
+        //  a link has another site's time in published_at, so it counts
+        //  from the restart instead (an underestimate, never skewed).
         qentry_t entry = {.pos = pos,
                           .expires_at = msg->expires_at,
-                          .enqueued_at = msg->published_at,
+                          .enqueued_at = fedq_str_eq (msg->origin, self->node_id)
+                                           ? msg->published_at
+                                           : self->opened_at,
                           .size = msg->body_len,
                           .priority = msg->priority,
                           .flags = QENTRY_REDELIVERED};
@@ -291,6 +297,7 @@ broker_open (const broker_opts_t *opts, broker_t **self_p)
     self->queues = zhashx_new ();
     self->exchanges = zhashx_new ();
     self->origins = zhashx_new ();
+    self->opened_at = fedq_wall_ms ();
     self->next_qid = 1;
     self->recovering = calloc (1, sizeof (u64map_t));
 
@@ -980,6 +987,18 @@ broker_commit (broker_t *self)
     else
         self->stats.commit_errors_total++;
     self->nstaged = 0;
+    //  Drop-head limits. broker_publish can only drop messages that are
+    //  ready, so several publishes to one queue in the same commit pass
+    //  max_length / max_bytes together (5 publishes to a max_length 3
+    //  queue left 5). Now that they are queued, drop (dead-letter) the
+    //  oldest; the settlements and dead letters land with the next
+    //  commit, like those of dispatch.
+    if (rc == FEDQ_OK)
+        for (size_t i = 0; i < self->ndirty; i++) {
+            queue_t *q = self->dirty[i];
+            if (q && q->opts.overflow == PROTO_OVERFLOW_DROP_HEAD)
+                s_drop_head (self, q);
+        }
     return rc;
 }
 
@@ -1219,8 +1238,9 @@ broker_dispatch (broker_t *self)
         queue->dirty = false;
         s_dispatch_queue (self, queue, now);
     }
-    memmove (self->dirty, self->dirty + n,
-             (self->ndirty - n) * sizeof (queue_t *));
+    if (self->ndirty > n)
+        memmove (self->dirty, self->dirty + n,
+                 (self->ndirty - n) * sizeof (queue_t *));
     self->ndirty -= n;
 }
 

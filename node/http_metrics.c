@@ -62,6 +62,11 @@ static const s_family_t s_link_families[] = {
   {"fedq_link_backlog_alert_threshold_messages", "gauge",
    "backlog_alert_messages", 1,
    "The link's backlog_alert from the configuration; 0 = no alert."},
+  //  Federation member pairs only.
+  {"fedq_link_applied_total", "counter", "applied_total", 1,
+   "Events received from the peer and applied here (federation)."},
+  {"fedq_link_history_events", "gauge", "history_events", 1,
+   "Events the federated queue keeps for its peers to sync from."},
 };
 
 static const s_family_t s_queue_families[] = {
@@ -346,13 +351,15 @@ s_links (fedq_buf_t *buf, const json_t *links)
     }
 
     s_family_header (buf, "fedq_link_info", "gauge",
-                     "Always 1: the link's source queue and destination "
-                     "endpoint.");
+                     "Always 1: the link's source queue (or federated "
+                     "queue) and destination endpoint.");
     for (size_t i = 0; i < json_array_size (links); i++) {
         const json_t *link = json_array_get (links, i);
         fedq_buf_t labels = {0};
         fedq_buf_append (&labels, sets[i], strlen (sets[i]));
-        s_label (&labels, "source", s_str (link, "source"));
+        //  A shovel's source queue; a federation pair's federated queue.
+        const char *source = s_str (link, "source");
+        s_label (&labels, "source", *source ? source : s_str (link, "queue"));
         s_label (&labels, "endpoint", s_str (link, "endpoint"));
         s_printf (buf, "fedq_link_info{%.*s} 1\n", (int) labels.size,
                   (const char *) labels.data);

@@ -89,16 +89,19 @@ s_links_sync (node_t *self, const cfg_t *cfg)
 {
     for (size_t i = 0; i < self->nlinks;) {
         const cfg_shovel_t *running = shovel_link_cfg (self->links[i]);
-        bool keep = false;
+        const cfg_shovel_t *next = NULL;
         for (size_t j = 0; j < cfg->nshovels; j++)
             if (strcmp (cfg->shovels[j].name, running->name) == 0)
-                keep = cfg_shovel_equal (&cfg->shovels[j], running);
-        if (keep) {
+                next = &cfg->shovels[j];
+        if (next && cfg_shovel_equal (next, running)) {
             i++;
             continue;
         }
         fedq_info ("shovel=%s stopping: removed or changed by reload",
                    running->name);
+        //  Its source queue goes back to clients: see shovel_link_retire.
+        if (!next || strcmp (next->source_queue, running->source_queue))
+            shovel_link_retire (self->links[i]);
         shovel_link_destroy (&self->links[i]);
         self->links[i] = self->links[--self->nlinks];
     }
@@ -297,11 +300,10 @@ s_reload (node_t *self)
         return;
     }
     free (text);
-    if (strcmp (cfg->node.id, self->cfg->node.id) != 0
-        || strcmp (cfg->node.listen, self->cfg->node.listen) != 0
-        || strcmp (cfg->node.data_dir, self->cfg->node.data_dir) != 0)
-        fedq_warn ("reload: node.id, node.listen and node.data_dir changes "
-                   "take effect only after a restart");
+    if (!cfg_node_equal (&cfg->node, &self->cfg->node))
+        fedq_warn ("reload: changes to the node section (id, listen, http, "
+                   "data_dir, fsync, security...) take effect only after a "
+                   "restart");
     s_commit (self);
     if (s_apply_declarations (self, cfg)) {
         cfg_destroy (&cfg);
@@ -311,6 +313,9 @@ s_reload (node_t *self)
     s_feds_sync (self, self->cfg, cfg);
     //  Keep the node section that is running; take everything else.
     cfg_t *old = self->cfg;
+    cfg_node_t running = old->node;
+    old->node = cfg->node;
+    cfg->node = running;
     self->cfg = cfg;
     cfg_destroy (&old);
     self->config_generation++;

@@ -1049,7 +1049,12 @@ session_handle (node_t *self, const uint8_t *id, size_t idlen,
             return;
         }
         case PROTO_BYE:
-            session->gone = true;
+            //  End it now (docs/protocol.md §7.2), not at the next reap
+            //  up to a second later: until then its consumer kept up to
+            //  prefetch messages unacked, out of every other consumer's
+            //  reach (a `fedq consume --count N` followed by a `fedq get`
+            //  found them gone). Not inside dispatch: safe to free here.
+            s_session_end (self, session);
             return;
         case PROTO_DECLARE_QUEUE:
             s_declare_queue (self, session, frame);

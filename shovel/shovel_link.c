@@ -34,6 +34,7 @@ struct _shovel_link_t {
     shovel_state_t state;
     uint64_t epoch;             //  of the current connection
     bool welcomed;              //  the destination answered this epoch
+    bool synced;                //  a WELCOME was seen since the link began
     char peer[PROTO_MAX_NAME + 1];
     s_flight_t *ring;           //  window, in seq order
     size_t head, count, cap;
@@ -49,8 +50,8 @@ struct _shovel_link_t {
     int64_t last_progress;      //  mono ms of the last confirm advance
     uint64_t skip_pending;      //  seq to skip once its record is durable
     bool limited;               //  delete_after set
-    uint64_t limit;             //  messages to move before stopping
-    uint64_t taken_total;
+    uint64_t limit;             //  delete_after: last link seq to move
+    uint64_t taken_total;       //  link seq of the last message taken
     bool window_was_full;       //  credit-limited since the last tick
     int64_t last_rate_at;
     uint64_t confirmed_at_rate;
@@ -61,6 +62,7 @@ struct _shovel_link_t {
 
 static void s_disconnect (shovel_link_t *self, const char *why);
 static void s_pump (shovel_link_t *self);
+static void s_on_confirm (shovel_link_t *self, uint64_t upto);
 
 const char *
 shovel_state_name (shovel_state_t state)
@@ -209,6 +211,25 @@ s_dead_letter_head (shovel_link_t *self, const char *reason)
     self->skip_pending = seq;
     self->next_send = 0;
     self->retry_at = SHOVEL_HOLD;
+}
+
+//  delete_after: once every message up to the stop point is settled
+//  (confirmed or dead-lettered), stop and release the source queue.
+static void
+s_check_limit (shovel_link_t *self)
+{
+    if (!self->limited || self->taken_total < self->limit || self->count
+        || self->skip_pending || self->state == SHOVEL_STOPPED)
+        return;
+    fedq_info ("shovel=%s stopped: delete_after reached at link seq %" PRIu64,
+               self->cfg.name, self->limit);
+    self->state = SHOVEL_STOPPED;
+    broker_cancel (self->broker, &self->consumer);
+    broker_set_owner (self->broker, self->cfg.source_queue, NULL);
+    if (self->sock) {
+        zmq_close (self->sock);
+        self->sock = NULL;
+    }
 }
 
 static void
@@ -366,6 +387,7 @@ static void
 s_on_welcome (shovel_link_t *self, const proto_frame_t *f)
 {
     self->welcomed = true;
+    self->synced = true;
     self->state = SHOVEL_RUNNING;
     self->backoff_ms = self->cfg.reconnect_delay_ms;
     self->last_progress = fedq_mono_ms ();
@@ -380,6 +402,18 @@ s_on_welcome (shovel_link_t *self, const proto_frame_t *f)
         skip.present |= PF_SEQ;
         skip.seq = mark;
         s_send_frame (self, &skip, NULL, 0, NULL, 0);
+    }
+    //  What the destination already stored (its confirm was lost with the
+    //  connection) is settled now, not sent again; these are the
+    //  duplicates the destination would otherwise drop.
+    size_t had = 0;
+    for (; had < self->count && s_at (self, had)->seq <= f->upto; had++)
+        s_at (self, had)->sent_at = 0;      //  no round-trip sample
+    if (had) {
+        self->stats.duplicates_total += had;
+        s_on_confirm (self, f->upto);
+        if (self->state == SHOVEL_STOPPED)
+            return;
     }
     self->last_error[0] = 0;
     self->next_send = 0;
@@ -427,19 +461,7 @@ s_on_confirm (shovel_link_t *self, uint64_t upto)
     self->last_progress = now;
     if (self->state == SHOVEL_BLOCKED && !self->retry_at)
         self->state = SHOVEL_RUNNING;
-    if (self->limited && self->stats.confirmed_total >= self->limit
-        && self->count == 0) {
-        fedq_info ("shovel=%s stopped: delete_after reached after %" PRIu64
-                   " messages",
-                   self->cfg.name, self->stats.confirmed_total);
-        self->state = SHOVEL_STOPPED;
-        broker_cancel (self->broker, &self->consumer);
-        broker_set_owner (self->broker, self->cfg.source_queue, NULL);
-        if (self->sock) {
-            zmq_close (self->sock);
-            self->sock = NULL;
-        }
-    }
+    s_check_limit (self);
 }
 
 static bool
@@ -578,7 +600,9 @@ shovel_link_committed (shovel_link_t *self)
     self->skip_pending = 0;
     self->retry_at = 0;
     self->next_send = 0;
-    s_pump (self);
+    s_check_limit (self);       //  the skipped one may have been the last
+    if (self->state != SHOVEL_STOPPED)
+        s_pump (self);
 }
 
 //  --------------------------------------------------------------------
@@ -771,13 +795,31 @@ shovel_link_new (const cfg_shovel_t *cfg, const char *node_id,
         goto failed;
     }
     self->qid = queue->qid;
-    if (self->cfg.delete_after == CFG_DELETE_QUEUE_LENGTH) {
+    if (self->cfg.delete_after != CFG_DELETE_NEVER) {
+        //  The stop point is a link sequence kept as a durable mark, so a
+        //  restart does not move another batch (it did: a node restarted
+        //  after "delete_after: 5" moved 5 more). The key names the
+        //  setting: a reload with another delete_after starts afresh.
+        //  Stored plus one, as 0 means "never set".
+        bool by_length = self->cfg.delete_after == CFG_DELETE_QUEUE_LENGTH;
+        char key[PROTO_MAX_NAME + 32];
+        if (by_length)
+            snprintf (key, sizeof key, "d/%s/queue-length", self->cfg.name);
+        else
+            snprintf (key, sizeof key, "d/%s/%" PRIu64, self->cfg.name,
+                      self->cfg.delete_after_count);
+        uint64_t moved = self->next_seq - 1;
+        uint64_t stop = broker_mark (broker, key);
+        if (stop == 0) {
+            stop = moved + 1
+                   + (by_length ? queue_depth (queue)
+                                : self->cfg.delete_after_count);
+            if (broker_set_mark (broker, key, stop))
+                goto failed;
+        }
         self->limited = true;
-        self->limit = queue_depth (queue);
-    }
-    else if (self->cfg.delete_after == CFG_DELETE_COUNT) {
-        self->limited = true;
-        self->limit = self->cfg.delete_after_count;
+        self->limit = stop - 1;
+        self->taken_total = moved;
     }
     if (broker_set_owner (broker, self->cfg.source_queue, self->cfg.name))
         goto failed;
@@ -792,7 +834,7 @@ shovel_link_new (const cfg_shovel_t *cfg, const char *node_id,
         goto failed;
     self->consumer->cancelled = s_cancelled;
     self->state = SHOVEL_STARTING;
-    if (self->limited && self->limit == 0) {
+    if (self->limited && self->taken_total >= self->limit) {
         self->state = SHOVEL_STOPPED;
         broker_cancel (broker, &self->consumer);
         broker_set_owner (broker, self->cfg.source_queue, NULL);
@@ -832,6 +874,30 @@ shovel_link_destroy (shovel_link_t **self_p)
     fedq_buf_free (&self->out);
     free (self);
     *self_p = NULL;
+}
+
+void
+shovel_link_retire (shovel_link_t *self)
+{
+    //  After a WELCOME every sequence the destination had is settled
+    //  (s_on_welcome), so it holds nothing past what this link took.
+    //  Before one, an earlier run of the link may have sent up to a full
+    //  window past the mark.
+    uint64_t mark = broker_mark (self->broker, self->mark_key);
+    uint64_t gap = self->synced ? self->next_seq - 1
+                                : mark + SHOVEL_MAX_WINDOW;
+    if (gap <= mark)
+        return;
+    if (broker_set_mark (self->broker, self->mark_key, gap)) {
+        fedq_error ("shovel=%s: cannot record its retired sequences; if "
+                    "it is added back, up to %" PRIu64 " messages may be "
+                    "dropped as duplicates",
+                    self->cfg.name, gap - mark);
+        return;
+    }
+    fedq_info ("shovel=%s retired: sequences up to %" PRIu64 " are spent; "
+               "%zu messages go back to queue %s",
+               self->cfg.name, gap, self->count, self->cfg.source_queue);
 }
 
 void *

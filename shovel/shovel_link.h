@@ -56,6 +56,16 @@ shovel_link_t *
 void
     shovel_link_destroy (shovel_link_t **self_p);
 
+//  The link is going away and its source queue goes back to clients (a
+//  reload removed the shovel or gave it another source queue): move its
+//  mark past every sequence the destination may hold, so that a link of
+//  this name never gives those sequences to other messages (which the
+//  destination would drop as duplicates: lost). Messages it had in
+//  flight may then arrive twice if the shovel comes back. Call before
+//  shovel_link_destroy; not on node shutdown.
+void
+    shovel_link_retire (shovel_link_t *self);
+
 //  The socket to poll for input (changes when the link reconnects), or
 //  NULL while it has none.
 void *

@@ -8,6 +8,7 @@ Not a test module itself; the test_fed_*.py files import it."""
 
 import collections
 import os
+import re
 import subprocess
 
 import harness
@@ -42,14 +43,31 @@ def topology(kind, n):
 
 
 def make_members(tc, ids, kind="mesh", consume="local", fsync="batch",
-                 http=False, **opts):
+                 http=False, proxies=None, **opts):
     """Create (not start) one Node per id in tc, with the federated queue
-    wired as `kind`. Returns the nodes in the order of ids."""
+    wired as `kind`. Returns the nodes in the order of ids.
+
+    With proxies (a dict), every link goes through a fault proxy started
+    here: proxies[(from_id, to_id)] is the Proxy in front of to_id that
+    from_id's link uses."""
     nodes = [tc.node(i, fsync=fsync, http=http) for i in ids]
     peers = topology(kind, len(nodes))
     for i, n in enumerate(nodes):
-        n.sections["federated_queues"] = [fed_entry(
-            [nodes[j] for j in peers[i]], consume=consume, **opts)]
+        targets = []
+        for j in peers[i]:
+            if proxies is None:
+                targets.append((nodes[j].id, nodes[j].endpoint))
+            else:
+                px = Proxy(tc, "%s-%s" % (n.id, nodes[j].id), nodes[j].port)
+                proxies[(n.id, nodes[j].id)] = px
+                targets.append((nodes[j].id, px.endpoint))
+        e = collections.OrderedDict()
+        e["name"] = QUEUE
+        e["consume"] = consume
+        e["peers"] = [collections.OrderedDict([("id", pid), ("endpoint", ep)])
+                      for pid, ep in targets]
+        e.update(opts)
+        n.sections["federated_queues"] = [e]
     return nodes
 
 
@@ -221,6 +239,73 @@ def check_same_everywhere(tc, per_member, expected_by_producer=None):
     return ref
 
 
-def run_quiet(argv):
-    return subprocess.run(argv, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE)
+# -- Partitions -------------------------------------------------------
+
+def proxy_bin():
+    return os.environ.get("FAULT_PROXY") or os.path.join(
+        harness.build_dir(), "tests", "fault", "fault_proxy")
+
+
+def have_proxy():
+    return os.access(proxy_bin(), os.X_OK)
+
+
+class Proxy:
+    """A fault_proxy (tests/fault/) in front of one member's endpoint, so a
+    test can cut one link while both nodes keep running: partition()
+    resets every connection and refuses new ones; heal() lets them in."""
+
+    def __init__(self, tc, name, target_port):
+        self.name = name
+        log = open(os.path.join(tc.tmp, "proxy-%s.log" % name), "ab")
+        self.proc = harness.track(subprocess.Popen(
+            [proxy_bin(), "--listen", "127.0.0.1:0", "--target",
+             "127.0.0.1:%d" % target_port], stdout=subprocess.PIPE,
+            stderr=log, stdin=subprocess.DEVNULL))
+        log.close()
+        line = self.proc.stdout.readline().decode()
+        m = re.search(r"listen 127\.0\.0\.1:(\d+) .* control "
+                      r"127\.0\.0\.1:(\d+)", line)
+        if not m:
+            harness.stop_process(self.proc, 5)
+            raise AssertionError("fault_proxy %s did not start: %r"
+                                 % (name, line))
+        self.port, self.control = int(m.group(1)), int(m.group(2))
+        tc.addCleanup(self.stop)
+
+    @property
+    def endpoint(self):
+        return "tcp://127.0.0.1:%d" % self.port
+
+    def ctl(self, *words):
+        r = harness.run([proxy_bin(), "--send", "127.0.0.1:%d"
+                         % self.control] + list(words), timeout_s=15)
+        if r.rc != 0 or not r.stdout.startswith("ok"):
+            raise AssertionError("proxy %s: %s -> %s %s" % (
+                self.name, " ".join(words), r.stdout.strip(),
+                r.stderr.strip()))
+        return r.stdout.strip()
+
+    def partition(self):
+        self.ctl("reject", "on")
+        self.ctl("reset")
+
+    def heal(self):
+        self.ctl("heal")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            harness.stop_process(self.proc, 5)
+        self.proc.stdout.close()
+
+
+def cut(proxies, node_id):
+    """Partition node_id from every other member (both directions)."""
+    for (a, b), px in proxies.items():
+        if node_id in (a, b):
+            px.partition()
+
+
+def heal(proxies):
+    for px in proxies.values():
+        px.heal()

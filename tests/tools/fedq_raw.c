@@ -29,7 +29,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#define S_MAX_PARTS 64          //  parts per message
+#define S_MAX_PARTS 256         //  parts per message
 #define S_MAX_MSGS 4096         //  messages on the command line
 #define S_FRESH_BATCH 64        //  --fresh: connections open at once
 
@@ -44,7 +44,8 @@ static const char *s_usage =
   "  --fresh          a new connection for every message\n"
   "  --settle HOW     answer each DELIVER: ack, nack, reject or hold\n"
   "                   (default hold: never settle)\n"
-  "  --hold           after sending, print replies until stdin closes\n"
+  "  --hold           after sending, print replies until stdin closes,\n"
+  "                   then say BYE\n"
   "  --ping MS        while holding, send PING every MS (keeps the\n"
   "                   session alive; PONGs are counted, not printed)\n"
   "  -q               print the summary line only\n";
@@ -354,6 +355,11 @@ s_run_one (s_run_t *run, void *ctx)
                 next_ping = fedq_mono_ms () + run->ping_ms;
             }
         }
+        //  Leave like a client: the node requeues what we held.
+        proto_frame_t bye = {.version = PROTO_VERSION, .cmd = PROTO_BYE};
+        s_send_frame (sock, &bye);
+        int linger = 1000;
+        zmq_setsockopt (sock, ZMQ_LINGER, &linger, sizeof linger);
     }
     else
         s_collect (run, &sock, 1);

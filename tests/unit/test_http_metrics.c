@@ -42,7 +42,8 @@ static const char *s_doc
     "\"lag_alert_seconds\":1,\"backlog_alert_messages\":0,"
     "\"endpoint\":\"tcp://127.0.0.1:5681\"},"
     "{\"name\":\"audit\",\"kind\":\"federation\",\"peer\":\"perth\","
-    "\"state\":\"syncing\",\"backlog_messages\":0,\"lag_seconds\":0}]}";
+    "\"queue\":\"audit\",\"state\":\"syncing\",\"backlog_messages\":0,"
+    "\"lag_seconds\":0,\"applied_total\":77,\"history_events\":9}]}";
 
 static char *
 s_render (const char *doc)
@@ -135,6 +136,14 @@ test_link_lines (void **state)
     assert_line (text, "fedq_link_backlog_messages{link=\"audit\","
                        "kind=\"federation\",peer=\"perth\"} 0");
     assert_null (strstr (text, "fedq_link_window{link=\"audit\""));
+    assert_line (text, "fedq_link_applied_total{link=\"audit\","
+                       "kind=\"federation\",peer=\"perth\"} 77");
+    assert_line (text, "fedq_link_history_events{link=\"audit\","
+                       "kind=\"federation\",peer=\"perth\"} 9");
+    assert_line (text, "fedq_link_info{link=\"audit\",kind=\"federation\","
+                       "peer=\"perth\",source=\"audit\",endpoint=\"\"} 1");
+    //  Shovels have no applied_total: no sample for them.
+    assert_null (strstr (text, "fedq_link_applied_total{link=\"to"));
     free (text);
 }
 
