@@ -63,6 +63,9 @@ struct _fed_stream_t {
     uint64_t duplicates_total;
     uint64_t errors_total;
     int64_t started;            //  mono ms
+    double rate;                //  events sent per second, smoothed
+    uint64_t sent_at_rate;      //  sent_total at the last rate update
+    int64_t rate_at;            //  mono ms of the last rate update
 };
 
 typedef enum { LINK_CONNECTING, LINK_RUNNING, LINK_RECONNECTING } s_link_state_t;
@@ -758,7 +761,22 @@ fed_tick (fed_t *self)
         s_link_tick (&self->links[i], now);
     if (now >= self->next_compact) {
         self->next_compact = now + 1000;
+        for (size_t i = 0; i < self->nstreams; i++) {
+            fed_stream_t *st = self->streams[i];
+            if (st->rate_at && now > st->rate_at) {
+                double r = (double) (st->sent_total - st->sent_at_rate)
+                           * 1000.0 / (double) (now - st->rate_at);
+                st->rate = st->rate * 0.5 + r * 0.5;
+            }
+            st->rate_at = now;
+            st->sent_at_rate = st->sent_total;
+        }
         s_compact (self);
+        //  Alerts fire and clear (with a log line) whether or not anyone
+        //  asks for the status.
+        json_t *scratch = json_array ();
+        fed_status (self, scratch);
+        json_decref (scratch);
     }
 }
 
@@ -879,6 +897,7 @@ s_stream_status (fed_t *self, const char *peer, fed_stream_t *s,
       "lag_alert_seconds", (double) self->cfg.lag_alert_ms / 1000.0,
       "history_events", (json_int_t) (end - self->h->compacted),
       "history_compacted", (json_int_t) self->h->compacted);
+    json_object_set_new (j, "forward_rate", json_real (s ? s->rate : 0.0));
     return j;
 }
 

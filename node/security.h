@@ -41,6 +41,10 @@ typedef struct _security_keys_t security_keys_t;
 security_keys_t *
     security_keys_load (const char *dir);
 
+//  A deep copy (for another thread).
+security_keys_t *
+    security_keys_copy (security_keys_t *self);
+
 //  Destroy and null *self_p; safe on NULL.
 void
     security_keys_destroy (security_keys_t **self_p);

@@ -325,6 +325,41 @@ security_keys_load (const char *dir)
     return self;
 }
 
+static void
+s_names_copy (s_names_t *to, const s_names_t *from)
+{
+    to->any = from->any;
+    to->count = from->count;
+    to->names = from->count ? calloc (from->count, sizeof *to->names) : NULL;
+    if (from->count && !to->names)
+        abort ();
+    for (size_t i = 0; i < from->count; i++)
+        to->names[i] = strdup (from->names[i]);
+}
+
+security_keys_t *
+security_keys_copy (security_keys_t *self)
+{
+    security_keys_t *copy = calloc (1, sizeof *copy);
+    if (!copy)
+        abort ();
+    copy->by_name = zhashx_new ();
+    copy->by_key = zhashx_new ();
+    zhashx_set_destructor (copy->by_name, s_key_destroy);
+    for (s_key_t *k = zhashx_first (self->by_name); k;
+         k = zhashx_next (self->by_name)) {
+        s_key_t *c = malloc (sizeof *c);
+        if (!c)
+            abort ();
+        *c = *k;
+        s_names_copy (&c->links, &k->links);
+        s_names_copy (&c->queues, &k->queues);
+        zhashx_insert (copy->by_name, c->name, c);
+        zhashx_insert (copy->by_key, c->z85, c);
+    }
+    return copy;
+}
+
 void
 security_keys_destroy (security_keys_t **self_p)
 {

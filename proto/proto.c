@@ -110,8 +110,9 @@ typedef struct {
 enum {
     FK_V, FK_CMD, FK_RID, FK_NAME, FK_TYPE, FK_EX, FK_Q, FK_KEY, FK_SEQ,
     FK_UPTO, FK_TAG, FK_DTAG, FK_PREFETCH, FK_CODE, FK_TEXT, FK_LINK,
-    FK_EPOCH, FK_NODE, FK_JSON, FK_COUNT, FK_HB, FK_QO, FK_MULTIPLE,
-    FK_REQUEUE, FK_NO_ACK, FK_MANDATORY, FK_IF_UNUSED, FK_PASSIVE, FK_COUNT_
+    FK_EPOCH, FK_NODE, FK_JSON, FK_COUNT, FK_HB, FK_QO, FK_DIGEST,
+    FK_MULTIPLE, FK_REQUEUE, FK_NO_ACK, FK_MANDATORY, FK_IF_UNUSED,
+    FK_PASSIVE, FK_COUNT_
 };
 
 #define S_ROW(key, kind, field, bit, max)                                      \
@@ -141,6 +142,7 @@ static const s_field_t s_fields[FK_COUNT_] = {
     [FK_COUNT] = S_ROW ("count", S_U64, count, PF_COUNT, 0),
     [FK_HB] = S_ROW ("hb", S_U32, heartbeat_ms, PF_HEARTBEAT, 0),
     [FK_QO] = S_ROW ("qo", S_QOPTS, qopts, PF_QOPTS, 0),
+    [FK_DIGEST] = S_ROW ("sha256", S_STR, digest, PF_DIGEST, 64),
     [FK_MULTIPLE] = S_ROW ("multiple", S_FLAG, flags, PFL_MULTIPLE, 0),
     [FK_REQUEUE] = S_ROW ("requeue", S_FLAG, flags, PFL_REQUEUE, 0),
     [FK_NO_ACK] = S_ROW ("no_ack", S_FLAG, flags, PFL_NO_ACK, 0),
@@ -149,7 +151,7 @@ static const s_field_t s_fields[FK_COUNT_] = {
     [FK_PASSIVE] = S_ROW ("passive", S_FLAG, flags, PFL_PASSIVE, 0),
 };
 
-#define S_PF_ALL ((uint32_t) (PF_HEARTBEAT << 1) - 1)
+#define S_PF_ALL ((uint32_t) (PF_DIGEST << 1) - 1)
 #define S_PFL_ALL ((uint32_t) (PFL_PASSIVE << 1) - 1)
 
 //  Per-thread text for errors that carry a number or a name.
@@ -193,7 +195,9 @@ s_field_find (const char *k, uint32_t len)
                    : S_IS (k, "count") ? FK_COUNT
                                        : -1;
         case 6:
-            return S_IS (k, "no_ack") ? FK_NO_ACK : -1;
+            return S_IS (k, "no_ack")   ? FK_NO_ACK
+                   : S_IS (k, "sha256") ? FK_DIGEST
+                                        : -1;
         case 7:
             return S_IS (k, "requeue")   ? FK_REQUEUE
                    : S_IS (k, "passive") ? FK_PASSIVE

@@ -99,6 +99,7 @@ enum {
     PF_COUNT = 1u << 17,
     PF_QOPTS = 1u << 18,
     PF_HEARTBEAT = 1u << 19,
+    PF_DIGEST = 1u << 20,
 };
 
 //  Flags carried in proto_frame_t.flags (a msgpack bool each on the wire).
@@ -156,6 +157,8 @@ typedef struct {
     uint64_t count;             //  message count (declare reply, purge)
     proto_qopts_t qopts;        //  DECLARE_QUEUE options (PF_QOPTS)
     uint32_t heartbeat_ms;      //  HELLO: client pings at least this often
+    fedq_str_t digest;          //  LINK_MSG: SHA-256 of the body, 64 hex
+                                //  digits (shovel verify_digest)
 } proto_frame_t;
 
 typedef struct {
