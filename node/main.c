@@ -20,6 +20,9 @@ s_usage (FILE *out)
              "[--show-secrets]]\n"
              "  -c, --config FILE   site configuration (YAML)\n"
              "      --check         validate the configuration and exit\n"
+             "      --no-port-check with --check: do not try the listen "
+             "addresses\n"
+             "                      (to check a file for a running node)\n"
              "      --dump-config   print the effective configuration\n"
              "      --show-secrets  with --dump-config: do not redact key "
              "paths\n"
@@ -32,11 +35,13 @@ main (int argc, char **argv)
 {
     const char *path = NULL;
     bool check = false, dump = false, show_secrets = false;
+    bool port_check = true;
     static const struct option options[] = {
       {"config", required_argument, NULL, 'c'},
       {"check", no_argument, NULL, 'k'},
       {"dump-config", no_argument, NULL, 'd'},
       {"show-secrets", no_argument, NULL, 's'},
+      {"no-port-check", no_argument, NULL, 'p'},
       {"version", no_argument, NULL, 'V'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
@@ -47,6 +52,7 @@ main (int argc, char **argv)
             case 'k': check = true; break;
             case 'd': dump = true; break;
             case 's': show_secrets = true; break;
+            case 'p': port_check = false; break;
             case 'V': printf ("fedq-node %s\n", FEDQ_VERSION); return 0;
             case 'h': s_usage (stdout); return 0;
             default: s_usage (stderr); return 2;
@@ -60,7 +66,8 @@ main (int argc, char **argv)
     }
     //  --check also tries the listen addresses and key files: everything
     //  that would stop the node from starting.
-    cfg_load_opts_t lopts = {.check_listen = !dump, .check_key_files = true};
+    cfg_load_opts_t lopts = {.check_listen = !dump && port_check,
+                             .check_key_files = true};
     cfg_t *cfg = NULL;
     if (cfg_load (path, &lopts, stderr, &cfg))
         return 2;
