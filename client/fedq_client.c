@@ -39,10 +39,12 @@ client_fail (fedq_client_t *self, fedq_rc_t rc, const char *fmt, ...)
 }
 
 //  A code from the wire as a fedq_rc_t; anything unknown is EPROTO.
+//  ESESSION is the last code (a publish returned by a restarted node
+//  showed as "EPROTO ... another protocol version" before it counted).
 fedq_rc_t
 client_wire_rc (int32_t code)
 {
-    if (code < 0 && code >= FEDQ_EAGAIN)
+    if (code < 0 && code >= FEDQ_ESESSION)
         return (fedq_rc_t) code;
     return FEDQ_EPROTO;
 }

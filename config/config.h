@@ -27,6 +27,11 @@ typedef struct {
 } cfg_security_t;
 
 typedef struct {
+    char *cert;                 //  PEM certificate (chain) for node.http
+    char *key;                  //  PEM private key (mode 0600)
+} cfg_http_tls_t;
+
+typedef struct {
     char *id;                   //  unique across linked sites
     char *data_dir;
     char *listen;               //  ZeroMQ endpoint, tcp://HOST:PORT
@@ -37,6 +42,8 @@ typedef struct {
     char *log_level;            //  debug | info | warn | error; default info
     bool has_security;
     cfg_security_t security;
+    bool has_http_tls;
+    cfg_http_tls_t http_tls;    //  node.http_tls: serve node.http as HTTPS
 } cfg_node_t;
 
 typedef struct {
@@ -78,6 +85,8 @@ typedef struct {
                                 //  When set, the loader also sets
                                 //  dest_exchange "" and dest_routing_key =
                                 //  dest_queue: publish by those two alone.
+    char *dest_server_key;      //  destination: { server_key: } the
+                                //  destination's NAME.pub (CURVE), or NULL
     cfg_ack_mode_t ack_mode;    //  default on-confirm
     uint32_t prefetch;          //  default 1000
     uint64_t reconnect_delay_ms;        //  default 1s
@@ -95,6 +104,7 @@ typedef struct {
 typedef struct {
     char *id;
     char *endpoint;
+    char *server_key;           //  the member's NAME.pub (CURVE), or NULL
     cfg_mark_t mark;
 } cfg_peer_t;
 

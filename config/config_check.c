@@ -331,6 +331,55 @@ s_check_key_files (cfg_ctx_t *ctx, const cfg_security_t *sec)
     }
 }
 
+//  A private file that must exist: a regular file, and (private) not
+//  readable by group or others.
+static void
+s_check_file (cfg_ctx_t *ctx, const char *path, const char *file,
+              bool private, const char *what)
+{
+    struct stat st;
+    int fd = open (file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        cfg_ctx_error_at (ctx, path, "cannot open \"%s\": %s; %s", file,
+                          strerror (errno), what);
+        return;
+    }
+    if (fstat (fd, &st) != 0 || !S_ISREG (st.st_mode))
+        cfg_ctx_error_at (ctx, path, "\"%s\" is not a regular file; %s",
+                          file, what);
+    else if (private && (st.st_mode & 077))
+        cfg_ctx_error_at (ctx, path,
+                          "\"%s\" can be read by group or others (mode "
+                          "%04o); a private key must be private: run chmod "
+                          "600 %s",
+                          file, (unsigned) (st.st_mode & 07777), file);
+    close (fd);
+}
+
+//  A link's server_key (shovel destination, federation peer): required
+//  when this node uses CURVE (its links do too), meaningless without.
+static void
+s_check_server_key (cfg_ctx_t *ctx, const cfg_node_t *node,
+                    const char *where, const char *server_key)
+{
+    bool curve = node->has_security && node->security.secret_key;
+    char path[CFG_PATH_MAX];
+    snprintf (path, sizeof path, "%s.server_key", where);
+    if (curve && !server_key)
+        cfg_ctx_error_at (ctx, where,
+                          "server_key is required when node.security has a "
+                          "secret_key (links use CURVE too); add server_key: "
+                          "FILE, the NAME.pub of the node at the other end");
+    else if (!curve && server_key)
+        cfg_ctx_error_at (ctx, path,
+                          "needs node.security.secret_key (this node's own "
+                          "key to connect with); configure node.security or "
+                          "remove server_key");
+    else if (server_key && cfg_ctx_opts (ctx)->check_key_files)
+        s_check_file (ctx, path, server_key, false,
+                      "expected the NAME.pub of the node at the other end");
+}
+
 static void
 s_check_node (cfg_ctx_t *ctx, const cfg_node_t *node)
 {
@@ -353,6 +402,18 @@ s_check_node (cfg_ctx_t *ctx, const cfg_node_t *node)
                               "or insecure: true, got neither");
         if (opts->check_key_files)
             s_check_key_files (ctx, sec);
+    }
+    if (node->has_http_tls) {
+        if (!node->http)
+            cfg_ctx_error_at (ctx, "node.http_tls",
+                              "has no effect without node.http; set "
+                              "node.http: HOST:PORT or remove http_tls");
+        if (opts->check_key_files && node->http_tls.cert)
+            s_check_file (ctx, "node.http_tls.cert", node->http_tls.cert,
+                          false, "expected a PEM certificate");
+        if (opts->check_key_files && node->http_tls.key)
+            s_check_file (ctx, "node.http_tls.key", node->http_tls.key, true,
+                          "expected the PEM private key of the certificate");
     }
 
     cfg_endpoint_t listen, http;
@@ -518,6 +579,8 @@ s_check_shovels (cfg_ctx_t *ctx, cfg_t *cfg, const s_decls_t *queues)
             free (s->dest_routing_key);
             s->dest_routing_key = cfg_strdup (s->dest_queue);
         }
+        snprintf (path, sizeof path, "%s.destination", base);
+        s_check_server_key (ctx, &cfg->node, path, s->dest_server_key);
         if (s->max_reconnect_delay_ms < s->reconnect_delay_ms) {
             char lo[32], hi[32];
             cfg_duration_text (s->max_reconnect_delay_ms, lo, sizeof lo);
@@ -576,6 +639,8 @@ s_check_federated (cfg_ctx_t *ctx, cfg_t *cfg, const s_decls_t *exchanges)
                                   "the other members",
                                   peer->id);
             }
+            snprintf (path, sizeof path, "%s.peers[%zu]", base, p);
+            s_check_server_key (ctx, &cfg->node, path, peer->server_key);
             if (s_is_own_endpoint (cfg->node.listen, peer->endpoint)) {
                 snprintf (path, sizeof path, "%s.peers[%zu].endpoint", base,
                           p);

@@ -2,6 +2,7 @@
 //  version vectors and compaction. See the design block in fed.h.
 #define _GNU_SOURCE
 #include "fed.h"
+#include "security.h"
 
 #include <czmq.h>
 #include <errno.h>
@@ -74,6 +75,7 @@ typedef struct {
     fed_t *fed;
     char *peer_id;
     char *endpoint;
+    char *server_key;           //  the peer's NAME.pub (CURVE), or NULL
     void *sock;
     uint64_t epoch;
     s_link_state_t state;
@@ -454,6 +456,14 @@ s_link_connect (s_link_t *link)
     zmq_setsockopt (link->sock, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt (link->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt (link->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (link->server_key
+        && security_client (link->sock, link->server_key, link->last_error,
+                            sizeof link->last_error)) {
+        zmq_close (link->sock);
+        link->sock = NULL;
+        link->reconnect_at = fedq_mono_ms () + (int64_t) link->backoff_ms;
+        return;
+    }
     if (zmq_connect (link->sock, link->endpoint)) {
         snprintf (link->last_error, sizeof link->last_error,
                   "cannot connect to %s: %s", link->endpoint,
@@ -562,6 +572,13 @@ s_link_recv (s_link_t *link)
                 s_link_hello_answer (link, &f);
             else if (f.cmd == PROTO_ERROR && f.code == FEDQ_ESESSION)
                 s_link_drop (link, "the peer does not know this connection");
+            else if (f.cmd == PROTO_ERROR && f.code == FEDQ_EDENIED) {
+                //  Refused by the peer's authorized keys: back off.
+                char why[320];
+                snprintf (why, sizeof why, "peer refused: %.*s",
+                          (int) f.text.len, f.text.ptr ? f.text.ptr : "");
+                s_link_drop (link, why);
+            }
             else if (f.cmd == PROTO_ERROR) {
                 snprintf (link->last_error, sizeof link->last_error,
                           "peer error: %.*s", (int) f.text.len,
@@ -676,6 +693,9 @@ fed_new (const cfg_federated_t *cfg, const char *node_id, broker_t *broker,
         link->fed = self;
         link->peer_id = strdup (cfg->peers[i].id);
         link->endpoint = strdup (cfg->peers[i].endpoint);
+        link->server_key = cfg->peers[i].server_key
+                             ? strdup (cfg->peers[i].server_key)
+                             : NULL;
         link->backoff_ms = FED_MIN_BACKOFF_MS;
         link->state = LINK_CONNECTING;
         s_link_connect (link);
@@ -699,6 +719,7 @@ fed_destroy (fed_t **self_p)
             zmq_close (link->sock);
         free (link->peer_id);
         free (link->endpoint);
+        free (link->server_key);
     }
     //  Session streams: their sessions hold pointers; they are told by
     //  the node before it destroys us (fed_session_closed).
@@ -868,8 +889,15 @@ s_stream_status (fed_t *self, const char *peer, fed_stream_t *s,
     const qentry_t *first = s_history_at (self, acked);
     if (first)
         oldest = first->enqueued_at;
+    //  Sizes are in memory: sum the unacknowledged part (it used to be
+    //  0 unless the whole history was unacknowledged).
     if (backlog == self->h->ready_count)
         bytes = self->h->ready_bytes;
+    else
+        for (uint64_t i = acked; i < end; i++) {
+            const qentry_t *e = s_history_at (self, i);
+            bytes += e ? e->size : 0;
+        }
     double lag = 0;
     if (backlog && oldest) {
         int64_t age = fedq_wall_ms () - oldest;

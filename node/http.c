@@ -43,6 +43,8 @@ struct _http_t {
     char *snapshot;             //  last status JSON, NULL before the first
     size_t snapshot_size;
     int64_t snapshot_at;        //  mono ms of http_update
+    char *tls_cert;             //  PEM text (node.http_tls), NULL = HTTP
+    char *tls_key;              //  PEM text of the private key
 };
 
 //  --------------------------------------------------------------------
@@ -280,8 +282,42 @@ s_handle (void *cls, struct MHD_Connection *conn, const char *url,
 //  --------------------------------------------------------------------
 //  Life cycle
 
+//  The whole of a (small) file as a string; NULL (logged) on failure.
+static char *
+s_read_pem (const char *path, const char *what)
+{
+    FILE *file = fopen (path, "rb");
+    char *text = NULL;
+    size_t size = 0;
+    FILE *mem = file ? open_memstream (&text, &size) : NULL;
+    if (mem) {
+        char buf[4096];
+        size_t got;
+        while ((got = fread (buf, 1, sizeof buf, file)) > 0
+               && size + got < 1024 * 1024)
+            fwrite (buf, 1, got, mem);
+        fclose (mem);
+    }
+    if (file)
+        fclose (file);
+    if (!text || !size) {
+        fedq_error ("node.http_tls.%s: cannot read %s; give a PEM file",
+                    what, path);
+        free (text);
+        return NULL;
+    }
+    return text;
+}
+
 http_t *
 http_new (const char *address, const char *node_id)
+{
+    return http_new_tls (address, node_id, NULL, NULL);
+}
+
+http_t *
+http_new_tls (const char *address, const char *node_id,
+              const char *cert_file, const char *key_file)
 {
     if (!address || !node_id)
         return NULL;
@@ -302,13 +338,36 @@ http_new (const char *address, const char *node_id)
                          | MHD_USE_ERROR_LOG;
     if (addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    if (cert_file && key_file) {
+        self->tls_cert = s_read_pem (cert_file, "cert");
+        self->tls_key = self->tls_cert ? s_read_pem (key_file, "key") : NULL;
+        if (!self->tls_key) {
+            http_destroy (&self);
+            return NULL;
+        }
+        flags |= MHD_USE_TLS;
+    }
+    //  TLS options when configured; otherwise the array ends at once.
+    struct MHD_OptionItem tls[] = {
+      {self->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0,
+       self->tls_cert},
+      {MHD_OPTION_HTTPS_MEM_KEY, 0, self->tls_key},
+      {MHD_OPTION_END, 0, NULL}};
     self->daemon = MHD_start_daemon (
       flags, 0, NULL, NULL, s_handle, self, MHD_OPTION_EXTERNAL_LOGGER,
       s_mhd_log, self, MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &addr,
       MHD_OPTION_CONNECTION_LIMIT, (unsigned int) HTTP_CONNECTION_LIMIT,
       MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int) HTTP_PER_IP_LIMIT,
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) HTTP_CONNECTION_TIMEOUT_S,
-      MHD_OPTION_END);
+      MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+    if (!self->daemon && self->tls_cert) {
+        fedq_error ("cannot serve HTTPS on %s (node.http, node.http_tls): "
+                    "the address is in use, or the certificate and key are "
+                    "not PEM or do not match",
+                    address);
+        http_destroy (&self);
+        return NULL;
+    }
     if (!self->daemon) {
         fedq_error ("cannot serve HTTP on %s (node.http): the address is in "
                     "use or not local; pick another, or omit node.http",
@@ -325,8 +384,8 @@ http_new (const char *address, const char *node_id)
                    "and link to whoever connects; firewall it or bind "
                    "127.0.0.1",
                    address);
-    fedq_info ("http: dashboard, /status and /metrics on %s (port %u)",
-               address, (unsigned) self->port);
+    fedq_info ("http%s: dashboard, /status and /metrics on %s (port %u)",
+               self->tls_cert ? "s" : "", address, (unsigned) self->port);
     return self;
 }
 
@@ -342,6 +401,10 @@ http_destroy (http_t **self_p)
     free (self->snapshot);
     free (self->address);
     free (self->node_id);
+    free (self->tls_cert);
+    if (self->tls_key)
+        memset (self->tls_key, 0, strlen (self->tls_key));
+    free (self->tls_key);
     free (self);
     *self_p = NULL;
 }

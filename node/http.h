@@ -19,6 +19,12 @@ typedef struct _http_t http_t;
 http_t *
     http_new (const char *address, const char *node_id);
 
+//  The same, serving HTTPS with the PEM certificate (chain) and private
+//  key in these files (node.http_tls); plain HTTP when both are NULL.
+http_t *
+    http_new_tls (const char *address, const char *node_id,
+                  const char *cert_file, const char *key_file);
+
 //  Stop serving (waits for the server thread) and null *self_p; safe on
 //  NULL.
 void

@@ -129,6 +129,9 @@ static const struct {
   {"commit_errors_total", "Log commits that failed."},
   {"corrupt_total", "Stored messages found corrupt."},
   {"bad_frames_total", "Malformed frames answered with an error."},
+  {"auth_refused_total",
+   "CURVE handshakes and frames refused by the authorized keys."},
+  {"digest_mismatch_total", "Shovel messages whose body failed its digest."},
 };
 
 static const char *s_link_states[]

@@ -7,6 +7,7 @@
 #include "http.h"
 #include "shovel_link.h"
 #include "fed.h"
+#include "security.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -284,6 +285,12 @@ s_log_level (const char *name)
 static void
 s_reload (node_t *self)
 {
+    //  The authorized keys first: revoking a key must not wait for a
+    //  valid file.
+    if (self->security
+        && security_reload (self->security, &self->cfg->node.security)
+             == FEDQ_OK)
+        session_auth_reload (self);
     char *text = NULL;
     size_t size = 0;
     FILE *errs = open_memstream (&text, &size);
@@ -399,6 +406,25 @@ node_status_json (node_t *self)
                  "commit_errors_total", (json_int_t) bs->commit_errors_total,
                  "corrupt_total", (json_int_t) bs->corrupt_total,
                  "bad_frames_total", (json_int_t) self->bad_frames));
+    //  Security (node/security.h): refused handshakes and frames, bodies
+    //  that failed their shovel digest.
+    json_t *stats = json_object_get (node, "stats");
+    json_object_set_new (
+      stats, "auth_refused_total",
+      json_integer ((json_int_t) (self->auth_refused
+                                  + security_handshakes_refused (
+                                    self->security))));
+    json_object_set_new (stats, "digest_mismatch_total",
+                         json_integer ((json_int_t) self->digest_mismatches));
+    json_object_set_new (
+      node, "security",
+      json_pack ("{s:b, s:I, s:I, s:I}", "curve", self->security != NULL,
+                 "authorized_keys",
+                 (json_int_t) security_keys_size (
+                   security_keys (self->security)),
+                 "handshakes_refused_total",
+                 (json_int_t) security_handshakes_refused (self->security),
+                 "frames_refused_total", (json_int_t) self->auth_refused));
     json_object_set_new (node, "sessions",
                          json_integer ((json_int_t) zhashx_size (self->sessions)));
     json_t *queues = json_array ();
@@ -459,14 +485,24 @@ node_new (cfg_t **cfg_p)
     self->sessions = zhashx_new ();
     self->zmq_ctx = zmq_ctx_new ();
     self->router = zmq_socket (self->zmq_ctx, ZMQ_ROUTER);
-    int one = 1, zero = 0, hwm = 200000;
+    //  Outgoing messages queued per peer: no-ack consumers are limited
+    //  only by this, so it bounds the bodies copied onto the heap for a
+    //  slow one (about 20 MiB at 1 KiB). Incoming stays deep for links.
+    int one = 1, zero = 0, hwm = 200000, sndhwm = 20000;
     int64_t maxmsg = (int64_t) self->cfg->node.max_message_bytes * 2
                      + PROTO_MAX_FRAME * 2;
     zmq_setsockopt (self->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
     zmq_setsockopt (self->router, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt (self->router, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt (self->router, ZMQ_SNDHWM, &sndhwm, sizeof sndhwm);
     zmq_setsockopt (self->router, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt (self->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    if (self->cfg->node.has_security && self->cfg->node.security.secret_key) {
+        self->security = security_new (self->zmq_ctx,
+                                       &self->cfg->node.security);
+        if (!self->security || security_server (self->security, self->router))
+            goto failed;
+    }
+    security_warn_insecure (&self->cfg->node);
     if (zmq_bind (self->router, self->cfg->node.listen) != 0) {
         fedq_error ("cannot listen on %s: %s; is another node running "
                     "there?",
@@ -474,7 +510,10 @@ node_new (cfg_t **cfg_p)
         goto failed;
     }
     if (self->cfg->node.http) {
-        self->http = http_new (self->cfg->node.http, self->cfg->node.id);
+        const cfg_node_t *n = &self->cfg->node;
+        self->http = http_new_tls (n->http, n->id,
+                                   n->has_http_tls ? n->http_tls.cert : NULL,
+                                   n->has_http_tls ? n->http_tls.key : NULL);
         if (!self->http)
             goto failed;
     }
@@ -515,6 +554,7 @@ node_destroy (node_t **self_p)
         broker_commit (self->broker);
     if (self->router)
         zmq_close (self->router);
+    security_destroy (&self->security);
     if (self->zmq_ctx)
         zmq_ctx_term (self->zmq_ctx);
     broker_destroy (&self->broker);
@@ -593,6 +633,9 @@ s_recv_one (node_t *self)
                          error ? error : "invalid");
         goto done;
     }
+    self->frame_user_id = self->security
+                            ? zmq_msg_gets (&parts[1], "User-Id")
+                            : NULL;
     session_handle (self, id, idlen, &frame, nparts == 4 ? &parts[2] : NULL,
                     nparts == 4 ? &parts[3] : NULL);
 done:

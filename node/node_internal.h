@@ -49,6 +49,10 @@ struct _session_t {
     uint64_t reject_seq;        //  first refused seq of this turn, 0 = none
     int32_t reject_code;
     char reject_text[256];
+    //  With CURVE (session_auth.c): who the connection authenticated as.
+    char user_id[256];          //  key NAME (ZAP user id), "" without CURVE
+    uint64_t auth_fingerprint;  //  of the key's rights when first seen
+    bool auth_told;             //  told once that a frame was refused
 };
 
 struct _node_t {
@@ -77,6 +81,10 @@ struct _node_t {
     size_t nfeds;
     uint64_t frames_in;
     uint64_t bad_frames;        //  malformed input answered with an error
+    struct _security_t *security;       //  CURVE and ZAP, NULL without
+    const char *frame_user_id;  //  ZAP user id of the frame in hand
+    uint64_t auth_refused;      //  frames refused by session_authorized
+    uint64_t digest_mismatches; //  LINK_MSG bodies failing their digest
 };
 
 //  Send a command header (and optional envelope and body) to a peer.
@@ -118,5 +126,25 @@ void
 //  Clear consumers blocked on a full pipe so dispatch retries them.
 void
     session_unblock_all (node_t *self);
+
+//  With CURVE: may this session send frame (node->frame_user_id is the
+//  key its connection authenticated with)? When not, the frame is
+//  answered (ERROR EDENIED, RETURN for a PUBLISH), counted, and false
+//  returned (session_auth.c).
+bool
+    session_authorized (node_t *self, session_t *session,
+                        const proto_frame_t *frame);
+
+//  After the authorized keys were reloaded: end the sessions whose key
+//  was removed or whose rights changed.
+void
+    session_auth_reload (node_t *self);
+
+//  LINK_MSG with a digest (shovel verify_digest): check the body against
+//  it and against an x-fedq-sha256 header from an earlier hop, then add
+//  that header to msg. False (counted) on a mismatch.
+bool
+    session_digest_ok (node_t *self, const proto_frame_t *frame,
+                       proto_msg_t *msg, zmq_msg_t *body);
 
 #endif

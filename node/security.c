@@ -40,6 +40,7 @@ struct _security_t {
     uint8_t public_key[32];
     uint8_t secret_key[32];     //  never logged
     atomic_uint_least64_t refused;      //  ZAP 400 answers
+    bool client_keys;           //  handed to security_client_keys
 };
 
 //  --------------------------------------------------------------------
@@ -193,6 +194,8 @@ s_zap_thread (void *arg)
                 memcpy (&keys, zmq_msg_data (&parts[1]), sizeof keys);
                 security_keys_destroy (&zap.keys);
                 zap.keys = keys;
+                //  The loop waits for this: refused from then on.
+                s_send_str (pipe, "SWAPPED", 0);
             }
             for (size_t i = 0; i < n; i++)
                 zmq_msg_close (&parts[i]);
@@ -302,6 +305,9 @@ security_new (void *zmq_ctx, const cfg_security_t *cfg)
     char ready[32] = "";
     int got = zmq_recv (self->pipe, ready, sizeof ready - 1, 0);
     if (got < 0 || strncmp (ready, "READY", 5) != 0) {
+        //  The thread has ended (its sockets are closed): reap it.
+        pthread_join (self->thread, NULL);
+        self->thread_running = false;
         int err = got > 5 ? atoi (ready + 7) : 0;
         fedq_error ("security: cannot start the ZAP handler at %s: %s "
                     "(is another handler bound in this process?)",
@@ -309,6 +315,7 @@ security_new (void *zmq_ctx, const cfg_security_t *cfg)
         goto failed;
     }
     security_client_keys (self->public_key, self->secret_key);
+    self->client_keys = true;
     return self;
 failed:
     security_destroy (&self);
@@ -329,7 +336,8 @@ security_destroy (security_t **self_p)
         zmq_close (self->pipe);
     security_keys_destroy (&self->keys);
     security_keys_destroy (&self->handover);
-    security_client_keys (NULL, NULL);
+    if (self->client_keys)
+        security_client_keys (NULL, NULL);
     memset (self->secret_key, 0, sizeof self->secret_key);
     free (self);
     *self_p = NULL;
@@ -371,6 +379,12 @@ security_reload (security_t *self, const cfg_security_t *cfg)
         security_keys_destroy (&keys);
         return FEDQ_EIO;
     }
+    //  Wait until the handler uses the new set, so that a key removed
+    //  before the reload is refused by every handshake after it.
+    char ack[16];
+    if (zmq_recv (self->pipe, ack, sizeof ack, 0) < 0)
+        fedq_error ("security: no answer from the ZAP handler: %s",
+                    zmq_strerror (errno));
     security_keys_destroy (&self->keys);
     self->keys = keys;
     fedq_info ("security: reloaded %zu authorized keys from %s",

@@ -590,6 +590,12 @@ s_link_msg (node_t *self, session_t *session, const proto_frame_t *frame,
         msg->headers[msg->nheaders++].value
           = fedq_str_of (session->link_node);
     }
+    if (!session_digest_ok (self, frame, msg, body)) {
+        s_link_refuse (session, frame->seq, FEDQ_EPROTO,
+                       "digest mismatch: the body does not match its "
+                       "SHA-256 (x-fedq-sha256)");
+        return;
+    }
     msg->redelivered = false;
     fedq_str_t key = (frame->present & PF_KEY) ? frame->key : msg->routing_key;
     msg->exchange = frame->exchange;
@@ -974,6 +980,8 @@ session_handle (node_t *self, const uint8_t *id, size_t idlen,
     if (!session)
         return;
     session->last_seen = fedq_mono_ms ();
+    if (self->security && !session_authorized (self, session, frame))
+        return;
     if (frame->cmd == PROTO_HELLO || frame->cmd == PROTO_LINK_HELLO
         || frame->cmd == PROTO_FED_HELLO)
         session->hello = true;

@@ -342,6 +342,11 @@ store_recover (store_t *self, const store_visitor_t *visitor,
         if (self->segs[i].map)
             madvise (self->segs[i].map, self->segs[i].size, MADV_SEQUENTIAL);
         rc = s_verify (self, &self->segs[i], i + 1 == n, &good_end);
+        //  Let go of the pages verify read (the page cache keeps them for
+        //  the replay): the node's peak RSS stays one segment, not the
+        //  whole log.
+        if (self->segs[i].map)
+            madvise (self->segs[i].map, self->segs[i].size, MADV_DONTNEED);
     }
     if (rc != FEDQ_OK)
         return rc;
@@ -367,8 +372,15 @@ store_recover (store_t *self, const store_visitor_t *visitor,
 
     for (size_t i = 0; i < n; i++) {
         s_replay (self, i, visitor, recovery);
-        if (self->segs[i].map)
+        if (self->segs[i].map) {
             madvise (self->segs[i].map, self->segs[i].size, MADV_NORMAL);
+            //  Replay touched every page of the log: without this the
+            //  node's RSS after a restart is the whole log (1M queued
+            //  1 KiB messages: 1.1 GB of RssFile, against 46 MiB before
+            //  the restart). Dropping our page table entries keeps the
+            //  page cache; a later read faults the page back in.
+            madvise (self->segs[i].map, self->segs[i].size, MADV_DONTNEED);
+        }
     }
     for (size_t i = 0; i < self->nmarks; i++)
         self->marks[i].durable = self->marks[i].value;

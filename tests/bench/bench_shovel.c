@@ -4,7 +4,8 @@
 //
 //  usage:
 //    bench_shovel waitcount ENDPOINT QUEUE N TIMEOUT_S
-//        Poll QUEUE's depth (a passive declare, one round trip) every
+//        Print "ready" once it has read the depth, then poll QUEUE's
+//        depth (a passive declare, one round trip) every
 //        0.5 ms until it reaches N. Prints the rate between the first
 //        observed increase and the N-th message, and the time from the
 //        start of polling (the moment the link was started) to the N-th.
@@ -16,6 +17,8 @@
 //        starts with its send time (CLOCK_REALTIME ns); latency = receive
 //        time - send time: the publish into the source node, the shovel
 //        hop and the delivery from the destination. Prints percentiles.
+//
+//  FEDQ_BENCH_LATDUMP=FILE writes each latency (ms, arrival order) there.
 //
 //  Output: one line of key=value pairs, like the RabbitMQ anchor's
 //  amqpbench, so that the driver reads both the same way.
@@ -73,6 +76,8 @@ s_waitcount (const char *endpoint, const char *queue, uint64_t n,
                  fedq_client_last_error (c));
         return 1;
     }
+    printf ("ready start_count=%" PRIu64 "\n", start_count);
+    fflush (stdout);
     double t0 = s_mono_s (), first = 0, last = 0;
     uint64_t first_count = start_count, polls = 0;
     struct timespec pause = {0, 500000};
@@ -229,6 +234,14 @@ s_latency (const char *pub_ep, const char *exchange, const char *key,
     fedq_client_destroy (&pub);
     free (body);
     uint64_t got = cons.received;
+    //  FEDQ_BENCH_LATDUMP=FILE: every latency in arrival order, to see
+    //  when the slow ones happened.
+    const char *dump = getenv ("FEDQ_BENCH_LATDUMP");
+    FILE *out = dump ? fopen (dump, "w") : NULL;
+    for (uint64_t i = 0; out && i < got; i++)
+        fprintf (out, "%.3f\n", cons.lat_ms[i]);
+    if (out)
+        fclose (out);
     if (got == 0) {
         printf ("ok=0 n=%" PRIu64 " received=0\n", n);
         return 1;

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -291,6 +292,13 @@ main (int argc, char **argv)
     sigaddset (&block, SIGTERM);
     sigaddset (&block, SIGINT);
     sigprocmask (SIG_BLOCK, &block, NULL);
+    //  Many connections: two descriptors each.
+    struct rlimit nofile;
+    if (getrlimit (RLIMIT_NOFILE, &nofile) == 0
+        && nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max;
+        setrlimit (RLIMIT_NOFILE, &nofile);
+    }
     self.scratch = malloc (FP_CHUNK_SIZE);
     if (!self.scratch || s_setup (&self) != 0)
         return 1;
@@ -317,6 +325,9 @@ main (int argc, char **argv)
             (unsigned long long) self.bytes_total[FP_UP],
             (unsigned long long) self.bytes_total[FP_DOWN]);
     fp_conn_close_all (&self);
+    for (fp_ctl_t *ctl = self.ctls; ctl; ctl = ctl->next)
+        ctl->dead = true;
+    fp_ctl_reap (&self);
     close (self.listen_fd);
     close (self.control_fd);
     close (self.epfd);

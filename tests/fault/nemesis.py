@@ -33,6 +33,7 @@ FAULT_PROXY overrides the proxy binary.
 
 import argparse
 import collections
+import errno
 import json
 import os
 import random
@@ -55,7 +56,11 @@ import harness  # noqa: E402
 import topology  # noqa: E402
 
 FAULT_KINDS = ("kill", "pause", "delay", "blackhole", "reset", "bandwidth")
-NODE_FAULTS = ("kill", "pause")
+#  Drawn only when asked for (--faults ...,diskfull,eio): they need root
+#  (a tmpfs per data dir) and strace.
+EXTRA_KINDS = ("diskfull", "eio")
+ALL_KINDS = FAULT_KINDS + EXTRA_KINDS
+NODE_FAULTS = ("kill", "pause", "diskfull", "eio")
 BIG_COUNT = 1000000000
 WARMUP_S = 2.0          # no faults in the first seconds
 COOLDOWN_S = 2.0        # nor in the last ones (every fault ends by then)
@@ -90,6 +95,9 @@ def plan(seed, topo, duration, kinds, gap):
             key = ("node", f["node"])
             if kind == "kill":
                 f["for"] = round(rng.uniform(0.1, 3.0), 3)
+            elif kind == "eio":
+                f["for"] = round(rng.uniform(1.0, 5.0), 3)
+                f["when"] = rng.randint(1, 10)
             else:
                 f["for"] = round(rng.uniform(0.5, 6.0), 3)
         else:
@@ -109,7 +117,7 @@ def plan(seed, topo, duration, kinds, gap):
         f["for"] = min(f["for"], round(end - t, 3))
         if busy.get(key, 0.0) > t:
             continue            # the target is busy: drawn, not used
-        busy[key] = t + f["for"] + (1.0 if kind == "kill" else 0.0)
+        busy[key] = t + f["for"] + (1.0 if kind in ("kill", "eio") else 0.0)
         faults.append(f)
     for i, f in enumerate(faults, 1):
         f["n"] = i
@@ -125,11 +133,87 @@ def describe_fault(f):
         extra = " %s %d B/s" % (f["dir"], f["bytes_per_s"])
     elif f["kind"] == "blackhole":
         extra = " " + f["dir"]
+    elif f["kind"] == "eio":
+        extra = " (fdatasync #%d on fails)" % f["when"]
     dur = "" if f["kind"] == "reset" else " for %.2fs" % f["for"]
     return "#%d %s %s%s%s" % (f["n"], f["kind"], what, extra, dur)
 
 
 # -- Processes ---------------------------------------------------------------
+
+class FaultNode(harness.Node):
+    """A harness node that can run under a wrapper (strace injecting EIO
+    into fdatasync). Signals go to the node itself, not to the wrapper."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.wrap = []
+
+    def _spawn(self):
+        self.write_config()
+        self.starts += 1
+        argv = self.wrap + [harness.node_bin(), "-c", self.config_path]
+        with open(self.log_path, "ab") as log:
+            log.write(("=== nemesis: start #%d of %s at %s: %s\n" % (
+                self.starts, self.id, time.strftime("%H:%M:%S"),
+                " ".join(argv))).encode())
+            log.flush()
+            self.proc = harness.track(subprocess.Popen(
+                argv, cwd=self.dir, stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, env=harness.child_env()))
+
+    def node_pid(self):
+        """The fedq-node process: the wrapper's child when wrapped."""
+        if not self.proc or not self.wrap:
+            return self.pid
+        try:
+            with open("/proc/%d/task/%d/children" % (self.pid, self.pid)) as f:
+                kids = [int(k) for k in f.read().split()]
+        except OSError:
+            kids = []
+        return kids[0] if kids else None
+
+    def kill9(self):
+        if self.wrap and self.running():
+            child = self.node_pid()
+            if child:
+                try:
+                    os.kill(child, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        return super().kill9()
+
+    def sigstop(self):
+        os.kill(self.node_pid() or self.pid, signal.SIGSTOP)
+
+    def sigcont(self):
+        os.kill(self.node_pid() or self.pid, signal.SIGCONT)
+
+
+def fill_disk(folder, limit_bytes=1 << 34):
+    """Write a filler file in folder until the disk is full (ENOSPC);
+    return the bytes written."""
+    path = os.path.join(folder, "filler")
+    chunk = b"\0" * 65536
+    written = 0
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        while written < limit_bytes:
+            try:
+                n = os.write(fd, chunk)
+            except OSError as e:
+                if e.errno == errno.ENOSPC:
+                    break
+                raise
+            written += n
+            if n < len(chunk):
+                chunk = chunk[:max(1, len(chunk) - n)]
+                if len(chunk) == 1 and n == 0:
+                    break
+    finally:
+        os.close(fd)
+    return written
+
 
 class Proxy:
     """A fault_proxy in front of one link's destination."""
@@ -327,6 +411,10 @@ class Nemesis:
         self.consumer = None
         self.down = set()           # nodes killed by a fault, not back yet
         self.paused = set()
+        self.filled = set()         # nodes whose disk is full
+        self.eio = set()            # nodes under strace, fdatasync failing
+        self.mounts = []            # tmpfs data dirs to unmount
+        self.eio_exits = 0
 
     # Logging
     def elapsed(self):
@@ -347,8 +435,23 @@ class Nemesis:
     def start(self):
         root = os.path.join(self.out, "nodes")
         os.makedirs(root, exist_ok=True)
+        extra = {}
+        if "diskfull" in self.args.faults:
+            #  Small segments: settled ones are deleted, so a small disk
+            #  holds the live backlog, not the whole run.
+            extra["segment_bytes"] = "256KiB"
         for nid in self.topo.nodes:
-            self.nodes[nid] = harness.Node(nid, root, fsync="batch")
+            node = FaultNode(nid, root, fsync="batch", node_extra=extra)
+            self.nodes[nid] = node
+            if "diskfull" in self.args.faults:
+                os.makedirs(node.data_dir, exist_ok=True)
+                r = harness.run(["mount", "-t", "tmpfs", "-o", "size=%s"
+                                 % self.args.tmpfs_size, "fedq-chaos",
+                                 node.data_dir])
+                if r.rc != 0:
+                    raise RuntimeError("diskfull needs a tmpfs per data dir "
+                                       "(root): mount: %s" % r.stderr.strip())
+                self.mounts.append(node.data_dir)
         os.makedirs(os.path.join(self.out, "proxies"), exist_ok=True)
         for link in self.topo.links():
             self.proxies[link.name] = Proxy(
@@ -382,6 +485,14 @@ class Nemesis:
             if nid in self.down or node.running():
                 continue
             rc = node.proc.returncode if node.proc else None
+            if nid in self.eio:
+                #  Exiting when fsync fails is a fair policy: note it, and
+                #  start it again (still under the fault).
+                self.log("node %s exited (rc %s) under the EIO fault:\n%s"
+                         % (nid, rc, node.log_tail(5)))
+                self.eio_exits += 1
+                node.start(wait=False)
+                continue
             text = "node %s exited on its own (rc %s)\n%s" % (
                 nid, rc, node.log_tail(30))
             self.crashes.append(text)
@@ -398,6 +509,20 @@ class Nemesis:
         elif kind == "pause":
             self.paused.add(f["node"])
             self.nodes[f["node"]].sigstop()
+        elif kind == "diskfull":
+            node = self.nodes[f["node"]]
+            self.filled.add(f["node"])
+            n = fill_disk(node.data_dir)
+            self.log("filled %s's data dir with %d bytes" % (f["node"], n))
+        elif kind == "eio":
+            node = self.nodes[f["node"]]
+            self.eio.add(f["node"])
+            node.kill9()
+            node.wrap = ["strace", "-f", "-qq", "--seccomp-bpf", "-o",
+                         os.path.join(node.dir, "strace.log"), "-e",
+                         "trace=fdatasync", "-e",
+                         "inject=fdatasync:error=EIO:when=%d+" % f["when"]]
+            node.start(wait=False)
         else:
             p = self.proxies[f["link"]]
             if kind == "delay":
@@ -419,6 +544,15 @@ class Nemesis:
         elif kind == "pause":
             self.nodes[f["node"]].sigcont()
             self.paused.discard(f["node"])
+        elif kind == "diskfull":
+            os.remove(os.path.join(self.nodes[f["node"]].data_dir, "filler"))
+            self.filled.discard(f["node"])
+        elif kind == "eio":
+            node = self.nodes[f["node"]]
+            node.kill9()
+            node.wrap = []
+            node.start(wait=False)
+            self.eio.discard(f["node"])
         elif kind == "reset":
             return
         else:
@@ -458,6 +592,15 @@ class Nemesis:
         for nid in sorted(self.down):
             self.nodes[nid].start(wait=False)
         self.down.clear()
+        for nid in sorted(self.filled):
+            os.remove(os.path.join(self.nodes[nid].data_dir, "filler"))
+        self.filled.clear()
+        for nid in sorted(self.eio):
+            node = self.nodes[nid]
+            node.kill9()
+            node.wrap = []
+            node.start(wait=False)
+        self.eio.clear()
         for p in self.proxies.values():
             p.ctl("heal")
         self.check_nodes()
@@ -587,6 +730,10 @@ class Nemesis:
         for p in self.proxies.values():
             p.stop()
         harness.kill_all()
+        for m in self.mounts:
+            r = harness.run(["umount", m])
+            if r.rc != 0:
+                self.log("umount %s: %s" % (m, r.stderr.strip()))
         for nid, node in self.nodes.items():
             for line in node.sanitizer_reports()[:5]:
                 self.fail("sanitizer in %s: %s" % (nid, line))
@@ -610,7 +757,7 @@ def run(args):
               "duration": args.duration, "rate": args.rate,
               "producers": args.producers}
     counts = collections.Counter(f["kind"] for f in faults)
-    result["faults"] = {k: counts.get(k, 0) for k in FAULT_KINDS}
+    result["faults"] = {k: counts.get(k, 0) for k in ALL_KINDS}
     result["faults_total"] = len(faults)
     verdict = None
     try:
@@ -639,6 +786,7 @@ def run(args):
                              for p in nem.producers}
     result["failures"] = nem.failures
     result["crashes"] = len(nem.crashes)
+    result["eio_exits"] = nem.eio_exits
     result["passed"] = verdict["passed"] and not nem.failures
     result["seconds"] = round(time.monotonic() - t_start, 1)
     with open(os.path.join(args.out, "result.json"), "w") as f:
@@ -675,7 +823,10 @@ def parse_args(argv=None):
                     help="messages/s per producer")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--faults", default=",".join(FAULT_KINDS),
-                    help="kinds to draw from (comma separated)")
+                    help="kinds to draw from (comma separated): %s"
+                         % ", ".join(ALL_KINDS))
+    ap.add_argument("--tmpfs-size", default="64m",
+                    help="with diskfull: each data dir is a tmpfs this big")
     ap.add_argument("--gap", type=float, default=2.5,
                     help="mean seconds between faults")
     ap.add_argument("--settle-timeout", type=float, default=120.0)
@@ -689,9 +840,9 @@ def parse_args(argv=None):
     ap.add_argument("--verbose", "-v", action="store_true")
     args = ap.parse_args(argv)
     args.faults = [k.strip() for k in args.faults.split(",") if k.strip()]
-    bad = [k for k in args.faults if k not in FAULT_KINDS]
+    bad = [k for k in args.faults if k not in ALL_KINDS]
     if bad or not args.faults:
-        ap.error("--faults: unknown %s (have %s)" % (bad, FAULT_KINDS))
+        ap.error("--faults: unknown %s (have %s)" % (bad, ALL_KINDS))
     if args.duration < WARMUP_S + COOLDOWN_S + 1:
         ap.error("--duration must be at least %.0fs"
                  % (WARMUP_S + COOLDOWN_S + 1))

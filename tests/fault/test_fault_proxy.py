@@ -370,6 +370,51 @@ class FaultProxyTest(unittest.TestCase):
         self.assertLess(idle, 0.05, "CPU while idle")
         self.assertLess(stalled, 0.05, "CPU while stalled")
 
+    def test_backpressure_without_spinning(self):
+        # A target that never reads: the proxy fills its buffers (the
+        # pipe of the no-fault path, then the socket) and waits, idle.
+        lsock = socket.socket()
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen(1)
+        p = Proxy(lsock.getsockname()[1])
+        try:
+            s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+            peer, _ = lsock.accept()
+            s.setblocking(False)
+            sent = 0
+            chunk = b"z" * 65536
+            deadline = time.monotonic() + 10 * SLOW
+            stalled_since = None
+            while time.monotonic() < deadline:
+                try:
+                    sent += s.send(chunk)
+                    stalled_since = None
+                except BlockingIOError:
+                    stalled_since = stalled_since or time.monotonic()
+                    if time.monotonic() - stalled_since > 0.5:
+                        break
+                    select.select([], [s], [], 0.1)
+            self.assertIsNotNone(stalled_since, "the sender never blocked")
+            t0 = p.cpu_seconds()
+            end = time.monotonic() + 1.0
+            while time.monotonic() < end:
+                time.sleep(end - time.monotonic())
+            self.assertLess(p.cpu_seconds() - t0, 0.05, "CPU while stalled")
+            # And it all arrives once the target reads.
+            peer.settimeout(10 * SLOW)
+            got = 0
+            s.close()
+            while True:
+                b = peer.recv(1 << 20)
+                if not b:
+                    break
+                got += len(b)
+            self.assertEqual(got, sent)
+            peer.close()
+        finally:
+            lsock.close()
+            p.stop()
+
     def test_bad_commands_get_errors(self):
         for line in ("delay sideways 10", "bandwidth up -5", "blackhole",
                      "frobnicate", "delay up"):

@@ -77,6 +77,9 @@ class FedMeshTest(harness.FedqTestCase):
                 timeout=20, msg="%s's link to n3 reconnecting" % n.id)
             self.assertGreaterEqual(to_n3[0]["backlog_messages"], 2 * N,
                                     to_n3)
+            self.assertGreaterEqual(to_n3[0]["backlog_bytes"],
+                                    to_n3[0]["backlog_messages"] * SIZE,
+                                    to_n3)
 
         # 3. The other side of the partition: n3 alone (its peers down)
         #    takes publishes of its own.

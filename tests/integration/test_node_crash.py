@@ -19,7 +19,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 import unittest
 
 import harness
@@ -121,6 +120,13 @@ class NodeCrashTest(harness.FedqTestCase):
             >= base + 500, timeout=60, msg="publishing after the last kill")
         self.stop_publishers(pubs + cons)
 
+        # A publisher cut off by a restart is told its session is unknown
+        # (ESESSION), never that the node speaks another protocol.
+        for f in os.listdir(node.dir):
+            if f.startswith("pub-"):
+                with open(os.path.join(node.dir, f)) as fh:
+                    text = fh.read()
+                self.assertNotIn("EPROTO", text, "%s:\n%s" % (f, text))
         confirmed = []
         for path in self.confirmed_files:
             confirmed.extend(read_ids(path))

@@ -55,7 +55,7 @@ class NodeHostileTest(harness.FedqTestCase):
                              "--size", 100, "--id", "k")
         self.raw = hostile.Raw(self.node_.endpoint, self.tmp)
 
-    # -- checks --------------------------------------------------------------
+    # -- checks ------------------------------------------------------------
 
     def rss(self):
         return hostile.rss_kib(self.node_.pid)
@@ -91,7 +91,7 @@ class NodeHostileTest(harness.FedqTestCase):
         r.summary["sent"] -= 1
         return r
 
-    # -- tests ------------------------------------------------------------------
+    # -- tests -------------------------------------------------------------
 
     def test_malformed_headers(self):
         node = self.node_

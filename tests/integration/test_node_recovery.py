@@ -234,6 +234,32 @@ class NodeRecoveryTest(harness.FedqTestCase):
                                                 range(1, self.N + 1)])
                 self.assertEqual(node.stop(), 0)
 
+    def test_restart_does_not_keep_the_log_mapped(self):
+        # Recovery reads every record through its mapping of the log; it
+        # must not leave those pages in the node's RSS (1M queued 1 KiB
+        # messages would show as 1.1 GB), nor hold them all at once
+        # (VmHWM): a segment at a time. 88 MiB of log in 4 MiB segments.
+        node = self.start_node("rss", queues=[{"name": "q"}],
+                               node_extra={"segment_bytes": "4MiB"})
+        node.cli.check("publish", "", "q", "--count", 80000, "--size", 1024,
+                       timeout_s=120)
+        node.kill9()
+        node.start()
+        self.assertEqual(node.depth("q"), 80000)
+        log_kib = sum(os.path.getsize(p)
+                      for p in segments(node.data_dir)) // 1024
+        self.assertGreater(log_kib, 80000)
+        with open("/proc/%d/status" % node.pid) as f:
+            st = {k: int(v.split()[0]) for k, v in
+                  (ln.split(":", 1) for ln in f)
+                  if k in ("RssFile", "VmHWM")}
+        self.assertLess(st["RssFile"], log_kib // 2,
+                        "RssFile %d KiB after recovering %d KiB of log"
+                        % (st["RssFile"], log_kib))
+        self.assertLess(st["VmHWM"], log_kib // 2,
+                        "VmHWM %d KiB while recovering %d KiB of log"
+                        % (st["VmHWM"], log_kib))
+
     # -- Corruption in the middle -----------------------------------------
 
     def expect_refused(self, node, seg, off):

@@ -132,6 +132,25 @@ class ShovelBasicsTest(harness.FedqTestCase):
                          ["e-1", "e-2", "f-1", "f-2"])
         self.assertEqual(a.depth("outbox"), 3)
 
+    def test_large_messages_fill_the_window(self):
+        # The window holds at most 256 MiB: with 16 MiB messages the 17th
+        # waits until confirms make room. It used to wait for ever (the
+        # link left its consumer blocked): 4 stayed at the source.
+        b = self.node("bbig", queues=[{"name": "inbox"}])
+        a = self.node("abig", queues=[{"name": "outbox", "durable": True}],
+                      shovels=[shovel("big", "outbox", b.endpoint,
+                                      queue="inbox")])
+        a.start()
+        a.cli.check("publish", "", "outbox", "--count", 20, "--size",
+                    "16MiB", timeout_s=120)
+        # B is not up yet: the link holds a full window, the rest waits.
+        b.start()
+        ln = wait_drained(a, "big", timeout=120)
+        self.assertEqual(ln["confirmed_total"], 20, ln)
+        q = b.queue("inbox")
+        self.assertEqual(q["depth"], 20, q)
+        self.assertGreaterEqual(q["bytes"], 20 * 16 * 1024 * 1024, q)
+
 
 if __name__ == "__main__":
     unittest.main()

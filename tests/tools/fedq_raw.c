@@ -27,10 +27,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <czmq.h>
 #include <zmq.h>
 
 #define S_MAX_PARTS 256         //  parts per message
-#define S_MAX_MSGS 4096         //  messages on the command line
 #define S_FRESH_BATCH 64        //  --fresh: connections open at once
 
 static const char *s_usage =
@@ -48,7 +48,9 @@ static const char *s_usage =
   "                   then say BYE\n"
   "  --ping MS        while holding, send PING every MS (keeps the\n"
   "                   session alive; PONGs are counted, not printed)\n"
-  "  -q               print the summary line only\n";
+  "  -q               print the summary line only\n"
+  "  --key FILE       CURVE: our NAME.key (from fedq keygen); needs\n"
+  "  --server-key FILE  the node's NAME.pub\n";
 
 typedef struct {
     size_t nparts;
@@ -69,6 +71,8 @@ typedef struct {
     bool hold;
     bool quiet;
     int ping_ms;
+    bool curve;                 //  --key and --server-key given
+    uint8_t our_public[32], our_secret[32], server_public[32];
     s_how_t settle;
     //  Results
     uint64_t sent, replies, errors, undecodable, pongs, connections;
@@ -249,6 +253,24 @@ s_drain (s_run_t *run, void *sock, int ms)
     }
 }
 
+//  Load a czmq certificate's public key (and secret key, when secret is
+//  not NULL); false (said on stderr) when the file has none.
+static bool
+s_load_key (const char *path, uint8_t *public_key, uint8_t *secret_key)
+{
+    zconfig_t *root = zconfig_load (path);
+    const char *pub = root ? zconfig_get (root, "/curve/public-key", "") : "";
+    const char *sec = root ? zconfig_get (root, "/curve/secret-key", "") : "";
+    bool ok = strlen (pub) == 40 && zmq_z85_decode (public_key, pub)
+              && (!secret_key
+                  || (strlen (sec) == 40 && zmq_z85_decode (secret_key, sec)));
+    if (!ok)
+        fprintf (stderr, "fedq_raw: %s: no CURVE %s key\n", path,
+                 secret_key ? "secret" : "public");
+    zconfig_destroy (&root);
+    return ok;
+}
+
 static void *
 s_connect (s_run_t *run, void *ctx)
 {
@@ -257,6 +279,11 @@ s_connect (s_run_t *run, void *ctx)
     zmq_setsockopt (sock, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt (sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt (sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (run->curve) {
+        zmq_setsockopt (sock, ZMQ_CURVE_SERVERKEY, run->server_public, 32);
+        zmq_setsockopt (sock, ZMQ_CURVE_PUBLICKEY, run->our_public, 32);
+        zmq_setsockopt (sock, ZMQ_CURVE_SECRETKEY, run->our_secret, 32);
+    }
     if (zmq_connect (sock, run->endpoint) != 0) {
         fprintf (stderr, "fedq_raw: cannot connect to %s: %s\n",
                  run->endpoint, zmq_strerror (errno));
@@ -370,7 +397,10 @@ int
 main (int argc, char **argv)
 {
     s_run_t run = {.count = 1, .idle_ms = 1000};
-    static s_msg_t msgs[S_MAX_MSGS];
+    //  At most one message per argument.
+    s_msg_t *msgs = calloc ((size_t) argc, sizeof *msgs);
+    if (!msgs)
+        return 2;
     run.msgs = msgs;
     int rc = 0;
     int i = 1;
@@ -398,6 +428,17 @@ main (int argc, char **argv)
             run.hold = true;
         else if (strcmp (a, "-q") == 0)
             run.quiet = true;
+        else if (strcmp (a, "--key") == 0 && v) {
+            i++;
+            if (!s_load_key (v, run.our_public, run.our_secret))
+                return 2;
+            run.curve = true;
+        }
+        else if (strcmp (a, "--server-key") == 0 && v) {
+            i++;
+            if (!s_load_key (v, run.server_public, NULL))
+                return 2;
+        }
         else {
             fputs (s_usage, stderr);
             return 2;
@@ -410,14 +451,13 @@ main (int argc, char **argv)
     run.endpoint = argv[i++];
     for (; i < argc; i++) {
         if (strcmp (argv[i], "+") == 0) {
-            if (run.nmsgs < S_MAX_MSGS && msgs[run.nmsgs].nparts)
+            if (msgs[run.nmsgs].nparts)
                 run.nmsgs++;
             continue;
         }
-        if (run.nmsgs >= S_MAX_MSGS
-            || msgs[run.nmsgs].nparts >= S_MAX_PARTS) {
-            fprintf (stderr, "fedq_raw: at most %d messages of %d parts\n",
-                     S_MAX_MSGS, S_MAX_PARTS);
+        if (msgs[run.nmsgs].nparts >= S_MAX_PARTS) {
+            fprintf (stderr, "fedq_raw: at most %d parts in a message\n",
+                     S_MAX_PARTS);
             return 2;
         }
         s_msg_t *m = &msgs[run.nmsgs];
@@ -426,7 +466,7 @@ main (int argc, char **argv)
             return 2;
         m->nparts++;
     }
-    if (run.nmsgs < S_MAX_MSGS && msgs[run.nmsgs].nparts)
+    if (msgs[run.nmsgs].nparts)
         run.nmsgs++;
     if (run.nmsgs == 0) {
         fputs (s_usage, stderr);
@@ -449,5 +489,6 @@ main (int argc, char **argv)
     for (size_t m = 0; m < run.nmsgs; m++)
         for (size_t p = 0; p < msgs[m].nparts; p++)
             free (msgs[m].data[p]);
+    free (msgs);
     return rc;
 }

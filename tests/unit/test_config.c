@@ -421,6 +421,23 @@ static const bad_case_t s_bad_cases[] = {
     {"84-merge-key.yaml",
      "84-merge-key.yaml:8:5: queues[0].<<: YAML merge keys are not "
      "supported; write the keys out"},
+    {"85-shovel-server-key-missing.yaml",
+     "85-shovel-server-key-missing.yaml:14:7: shovels[0].destination: "
+     "server_key is required when node.security has a secret_key (links "
+     "use CURVE too); add server_key: FILE"},
+    {"86-peer-server-key-missing.yaml",
+     "86-peer-server-key-missing.yaml:13:9: federated_queues[0].peers[1]: "
+     "server_key is required when node.security has a secret_key"},
+    {"87-server-key-without-curve.yaml",
+     "87-server-key-without-curve.yaml:12:19: "
+     "shovels[0].destination.server_key: needs node.security.secret_key "
+     "(this node's own key to connect with)"},
+    {"88-http-tls-without-http.yaml",
+     "88-http-tls-without-http.yaml:6:5: node.http_tls: has no effect "
+     "without node.http; set node.http: HOST:PORT or remove http_tls"},
+    {"89-http-tls-missing-key.yaml",
+     "89-http-tls-missing-key.yaml:7:5: node.http_tls.key: required key is "
+     "missing (expected a file path)"},
 };
 
 #define NBAD (sizeof s_bad_cases / sizeof s_bad_cases[0])

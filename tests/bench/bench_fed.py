@@ -1,0 +1,615 @@
+#!/usr/bin/env python3
+"""tests/bench/bench_fed.py — the federated queue benchmark behind
+`scripts/bench federation`: fedq's federated queue and RabbitMQ's
+federated exchange and federated queue side by side on this machine. A
+benchmark, not a test: it reports figures, it asserts no speed.
+
+Measured for each body size (default 1 KiB), REPEAT times, medians:
+- fedq drain: a federated queue `audit` on M members (full mesh; M = 3,
+  and 2 for the like-for-like comparison with RabbitMQ's two nodes). N
+  messages are published at n1 while the other members are down (n1
+  keeps its history for them: they are in its peer list); then they start.
+  `bench_shovel waitcount` on each (started before it, so it sees the
+  first arrival) polls the depth every 0.5 ms: rate from the first arrival
+  to the N-th, as the RabbitMQ anchor measures its links; the slowest
+  member's rate is the figure. Also the time from starting them until
+  every member has N (includes their start-up).
+- fedq live: every member up and linked; N published flat out at n1
+  (window 5000); time until every member has N, and N / that time.
+- fedq latency: a publisher paced at LAT_RATE msg/s into n1, a consumer
+  on n2; latency = delivery time at n2 - send time stamped in the body
+  (publish and fsync at n1, the federation hop, apply and fsync at n2,
+  delivery): p50 / p99 / max.
+- RabbitMQ (two nodes, the anchor's settings, cluster names set): the
+  federated exchange backlog drain (link paused by revoking the
+  federation user's permissions, N published to fx@A, link resumed;
+  rate first to N-th arrival in fq@B), the federated queue backlog drain
+  (N preloaded in fq2@A, a consumer on fq2@B, first to last delivery),
+  and both latencies at LAT_RATE.
+
+usage: bench_fed.py [--quick] [--sizes 1024] [-n N] [--repeat R]
+                    [--members 3,2] [--lat-rate R] [--lat-secs S]
+                    [--fsync F] [--no-rabbitmq] [--dir DIR] [--out DIR]
+Output: a markdown table on stdout, MET/MISS against the targets (1 KiB:
+fedq drain >= 20x RabbitMQ's federated exchange drain (anchor 14.1k) and
+>= 15x its federated queue drain (anchor 17.8k); p99 < 1 ms at 2,000
+msg/s), the same ratios against RabbitMQ as measured in this run, and a
+CSV of every run under bench-results/.
+environment: FEDQ_BUILD (build folder; scripts/bench makes a Release one),
+FEDQ_BENCH_DIR (where node data goes), FEDQ_RMQ_PORT (default 5721 here).
+"""
+
+import argparse
+import collections
+import csv
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+
+import harness  # noqa: E402
+
+RMQ = os.path.join(HERE, "rabbitmq.sh")
+ANCHOR = {"fedx_drain": 14069, "fedq_drain": 17778}     # 1 KiB, anchor
+QUEUE = "audit"
+
+
+def say(msg):
+    sys.stderr.write("bench federation: %s\n" % msg)
+    sys.stderr.flush()
+
+
+def kv(line):
+    return dict(re.findall(r"(\w+)=(\S+)", line or ""))
+
+
+def tool():
+    return os.path.join(harness.build_dir(), "tests", "bench_shovel")
+
+
+class CpuWatch:
+    """utime+stime of processes over a window, % of one core each."""
+
+    def __init__(self, pids):
+        self.pids = pids
+        self.hz = os.sysconf("SC_CLK_TCK")
+        self.t0 = time.monotonic()
+        self.c0 = [self._ticks(p) for p in pids]
+
+    @staticmethod
+    def _ticks(pid):
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return int(fields[11]) + int(fields[12])
+        except (OSError, ValueError, IndexError):
+            return 0
+
+    def stop(self):
+        dt = time.monotonic() - self.t0
+        return [100.0 * (self._ticks(p) - c) / self.hz / dt if dt else 0
+                for p, c in zip(self.pids, self.c0)]
+
+
+def load_average():
+    try:
+        with open("/proc/loadavg") as f:
+            return float(f.read().split()[0])
+    except (OSError, ValueError):
+        return None
+
+
+#  -- fedq -----------------------------------------------------------------
+
+def members(root, m, fsync):
+    """m Nodes n1..nm in root, federated queue audit in a full mesh."""
+    nodes = [harness.Node("n%d" % (i + 1), root, fsync=fsync)
+             for i in range(m)]
+    for n in nodes:
+        n.sections["federated_queues"] = [{
+            "name": QUEUE, "durable": True,
+            "peers": [{"id": p.id, "endpoint": p.endpoint}
+                      for p in nodes if p is not n]}]
+    return nodes
+
+
+def fed_links(node):
+    return [ln for ln in node.status().get("links", [])
+            if ln.get("kind") == "federation"]
+
+
+def all_running(nodes):
+    harness.wait_until(lambda: all(
+        ln["state"] == "running" for n in nodes for ln in fed_links(n))
+        and all(len(fed_links(n)) == len(nodes) - 1 for n in nodes),
+        timeout=30, msg="every federation link running")
+
+
+def waiter(node, n):
+    return harness.track(subprocess.Popen(
+        [tool(), "waitcount", node.endpoint, QUEUE, str(n), "600"],
+        stdout=subprocess.PIPE, text=True))
+
+
+def stop_all(nodes):
+    for n in nodes:
+        try:
+            n.stop()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def fedq_drain(root, size, n, m, fsync):
+    nodes = members(root, m, fsync)
+    first, rest = nodes[0], nodes[1:]
+    try:
+        first.start()
+        first.cli.check("publish", "", QUEUE, "--count", n, "--size", size,
+                        "--window", 5000, timeout_s=600)
+        # The waiters connect lazily: started first, they see the members'
+        # first depth as soon as each answers.
+        ws = [waiter(x, n) for x in rest]
+        t0 = time.monotonic()
+        for x in rest:
+            x.start(wait=False)
+        harness.wait_until(lambda: all(x.running() and x.pid for x in rest),
+                           timeout=10, msg="members started")
+        cpu = CpuWatch([x.pid for x in nodes])
+        outs = []
+        for w in ws:
+            out, _ = w.communicate(timeout=harness.scaled(900))
+            harness.untrack(w)
+            outs.append(out)
+        converge = time.monotonic() - t0
+        cpus = cpu.stop()
+        rates = []
+        for out in outs:
+            r = kv(out.splitlines()[-1] if out.strip() else "")
+            if r.get("ok") != "1":
+                raise RuntimeError("waitcount: %r" % out)
+            rates.append(float(r["msgs_per_s"]))
+        dups = sum(ln.get("duplicates_dropped_total", 0)
+                   for x in nodes for ln in fed_links(x))
+        return {"rate": min(rates), "rate_each": rates,
+                "converge_s": converge, "cpu": sum(cpus), "dups": dups}
+    finally:
+        stop_all(nodes)
+
+
+def fedq_live(root, size, n, m, fsync):
+    nodes = members(root, m, fsync)
+    try:
+        for x in nodes:
+            x.start()
+        all_running(nodes)
+        ws = [waiter(x, n) for x in nodes[1:]]
+        for w in ws:
+            line = w.stdout.readline()
+            if not line.startswith("ready"):
+                raise RuntimeError("waitcount: %r" % line)
+        cpu = CpuWatch([x.pid for x in nodes])
+        t0 = time.monotonic()
+        r = nodes[0].cli("publish", "", QUEUE, "--count", n, "--size", size,
+                         "--window", 5000, timeout_s=600)
+        pub_s = time.monotonic() - t0
+        if r.rc != 0:
+            raise RuntimeError("publish: %s" % r.stderr)
+        for w in ws:
+            w.communicate(timeout=harness.scaled(900))
+            harness.untrack(w)
+        converge = time.monotonic() - t0
+        cpus = cpu.stop()
+        return {"rate": n / converge, "converge_s": converge,
+                "publish_rate": n / pub_s, "cpu": sum(cpus)}
+    finally:
+        stop_all(nodes)
+
+
+def fedq_latency(root, size, rate, secs, m, fsync):
+    nodes = members(root, m, fsync)
+    try:
+        for x in nodes:
+            x.start()
+        all_running(nodes)
+        cpu = CpuWatch([x.pid for x in nodes])
+        r = harness.run([tool(), "latency", nodes[0].endpoint, "", QUEUE,
+                         nodes[1].endpoint, QUEUE, str(rate), str(secs),
+                         str(size)], timeout_s=secs + 120)
+        cpus = cpu.stop()
+        res = kv(r.stdout)
+        if res.get("ok") != "1":
+            raise RuntimeError("latency: %s %s" % (r.stdout, r.stderr))
+        return {"p50": float(res["lat_p50_ms"]),
+                "p99": float(res["lat_p99_ms"]),
+                "max": float(res["lat_max_ms"]), "cpu": sum(cpus)}
+    finally:
+        stop_all(nodes)
+
+
+#  -- RabbitMQ -------------------------------------------------------------
+
+class Rabbit:
+    """Two RabbitMQ nodes (tests/bench/rabbitmq.sh) with the federation
+    plugin; the anchor's federated exchange and federated queue set-ups."""
+
+    def __init__(self, folder):
+        self.env = {
+            "FEDQ_RMQ_PORT": os.environ.get("FEDQ_RMQ_PORT", "5721"),
+            "FEDQ_RMQ_BASE": os.path.join(folder, "rmq"),
+            "FEDQ_RMQ_NAME": "fedqfedbench",
+            "FEDQ_RMQ_PLUGINS": "rabbitmq_shovel rabbitmq_federation"}
+        self.port_a = int(self.env["FEDQ_RMQ_PORT"])
+        self.port_b = self.port_a + 1
+        self.bench = os.path.join(folder, "amqpbench")
+        self.started = False
+        r = harness.run(["cc", "-O2", "-Wall", "-o", self.bench,
+                         os.path.join(HERE, "amqpbench.c"), "-lrabbitmq"],
+                        timeout_s=120)
+        if r.rc != 0:
+            raise RuntimeError("cannot build amqpbench: %s" % r.stderr)
+        r = harness.run([RMQ, "start"], timeout_s=300, env=self.env)
+        self.started = True
+        if r.rc != 0:
+            raise RuntimeError("cannot start RabbitMQ: %s %s"
+                               % (r.stdout, r.stderr))
+        self.uri_a = "amqp://guest:guest@127.0.0.1:%d" % self.port_a
+        self.ctl("A", "add_user", "fed", "fedpw")
+
+    def stop(self):
+        if self.started:
+            harness.run([RMQ, "stop"], timeout_s=180, env=self.env)
+            self.started = False
+
+    def pids(self):
+        return [int(harness.run([RMQ, "pid", s], env=self.env).stdout.strip()
+                    or 0) for s in "AB"]
+
+    def ab(self, *args, timeout_s=900):
+        r = harness.run([self.bench] + [str(a) for a in args],
+                        timeout_s=timeout_s)
+        if r.rc != 0:
+            raise RuntimeError("amqpbench %s: %s %s" % (
+                " ".join(map(str, args)), r.stdout, r.stderr))
+        return kv(r.stdout)
+
+    def ctl(self, *args, check=True):
+        r = harness.run([RMQ, "ctl"] + list(args), timeout_s=120,
+                        env=self.env)
+        if check and r.rc != 0:
+            raise RuntimeError("rabbitmqctl %s: %s %s" % (
+                " ".join(args), r.stdout, r.stderr))
+        return r.stdout
+
+    def wait_fed_running(self):
+        harness.wait_until(lambda: "running" in self.ctl(
+            "B", "federation_status"), timeout=60, interval=0.2,
+            msg="RabbitMQ federation link running")
+
+    def link_id(self):
+        m = re.search(r'id\s*=>\s*<<"([^"]+)">>|"id"\s*:\s*"([^"]+)"|'
+                      r'^\s*id\s*[:|]\s*(\S+)', self.ctl(
+                          "B", "federation_status"), re.M)
+        if not m:
+            raise RuntimeError("no federation link id in federation_status")
+        return next(g for g in m.groups() if g)
+
+    def upstream(self, uri, extra=""):
+        self.ctl("B", "set_parameter", "federation-upstream", "siteA",
+                 '{"uri":"%s","prefetch-count":1000,"ack-mode":"on-confirm"'
+                 '%s}' % (uri, extra))
+
+    def fedx_setup(self):
+        self.ctl("A", "set_permissions", "fed", ".*", ".*", ".*")
+        self.ab("declare-exchange", self.port_a, "fx", "fanout")
+        self.ab("declare-exchange", self.port_b, "fx", "fanout")
+        self.ab("declare-queue", self.port_b, "fq")
+        self.ab("purge", self.port_b, "fq")
+        self.ab("bind", self.port_b, "fq", "fx", "")
+        self.upstream("amqp://fed:fedpw@127.0.0.1:%d" % self.port_a,
+                      ',"reconnect-delay":3600')
+        self.ctl("B", "set_policy", "fedx", "^fx$",
+                 '{"federation-upstream-set":"all"}', "--apply-to",
+                 "exchanges")
+        self.wait_fed_running()
+
+    def fedx_teardown(self):
+        self.ctl("B", "clear_policy", "fedx", check=False)
+        self.ctl("B", "clear_parameter", "federation-upstream", "siteA",
+                 check=False)
+        self.ab("delete-queue", self.port_b, "fq")
+        self.ab("delete-exchange", self.port_b, "fx")
+        self.ab("delete-exchange", self.port_a, "fx")
+
+    def fedx_drain(self, size, n):
+        self.fedx_setup()
+        try:
+            lid = self.link_id()
+            # Pause the link (the anchor's way): revoke the federation
+            # user's permissions on A, close its connection; the link waits
+            # reconnect-delay (3600 s) while its upstream queue fills.
+            self.ctl("A", "clear_permissions", "fed")
+            self.ctl("A", "close_all_connections", "pause federation link")
+            harness.wait_until(lambda: "running" not in self.ctl(
+                "B", "federation_status"), timeout=30, interval=0.2,
+                msg="RabbitMQ federation link paused")
+            self.ab("publish", self.port_a, "fx", "", n, size, 1000, 0)
+            self.ctl("A", "set_permissions", "fed", ".*", ".*", ".*")
+            w = harness.track(subprocess.Popen(
+                [self.bench, "waitcount", str(self.port_b), "fq", str(n),
+                 "900"], stdout=subprocess.PIPE, text=True))
+            cpu = CpuWatch(self.pids())
+            self.ctl("B", "restart_federation_link", lid)
+            out, _ = w.communicate(timeout=1200)
+            harness.untrack(w)
+            cpus = cpu.stop()
+            r = kv(out)
+            if "msgs_per_s" not in r:
+                raise RuntimeError("fedx drain: %s" % out)
+            return {"rate": float(r["msgs_per_s"]), "cpu": sum(cpus)}
+        finally:
+            self.fedx_teardown()
+
+    def fedq_setup(self):
+        for p in (self.port_a, self.port_b):
+            self.ab("declare-queue", p, "fq2")
+            self.ab("purge", p, "fq2")
+        self.upstream(self.uri_a)
+        self.ctl("B", "set_policy", "fedq", "^fq2$",
+                 '{"federation-upstream-set":"all"}', "--apply-to", "queues")
+        self.wait_fed_running()
+
+    def fedq_teardown(self):
+        self.ctl("B", "clear_policy", "fedq", check=False)
+        self.ctl("B", "clear_parameter", "federation-upstream", "siteA",
+                 check=False)
+        for p in (self.port_a, self.port_b):
+            self.ab("delete-queue", p, "fq2")
+
+    def fedq_drain(self, size, n):
+        self.fedq_setup()
+        try:
+            self.ab("publish", self.port_a, "", "fq2", n, size, 1000, 0)
+            cpu = CpuWatch(self.pids())
+            r = self.ab("consume", self.port_b, "fq2", n, 1000, 60)
+            cpus = cpu.stop()
+            return {"rate": float(r["msgs_per_s"]), "cpu": sum(cpus)}
+        finally:
+            self.fedq_teardown()
+
+    def latency(self, size, rate, secs, queue, exch, key):
+        n = int(rate * secs)
+        cons = harness.track(subprocess.Popen(
+            [self.bench, "consume", str(self.port_b), queue, str(n), "1000",
+             "60"], stdout=subprocess.PIPE, text=True))
+        harness.wait_until(lambda: re.search(
+            r"^%s\s+1\s*$" % queue, self.ctl("B", "list_queues", "name",
+                                             "consumers"), re.M),
+            timeout=60, interval=0.2, msg="RabbitMQ consumer on %s" % queue)
+        cpu = CpuWatch(self.pids())
+        self.ab("publish", self.port_a, exch, key, n, size, 1000, rate)
+        out, _ = cons.communicate(timeout=secs + 300)
+        harness.untrack(cons)
+        cpus = cpu.stop()
+        r = kv(out)
+        if "lat_p50_ms" not in r:
+            raise RuntimeError("latency: %s" % out)
+        return {"p50": float(r["lat_p50_ms"]), "p99": float(r["lat_p99_ms"]),
+                "max": float(r["lat_max_ms"]), "cpu": sum(cpus)}
+
+    def fedx_latency(self, size, rate, secs):
+        self.fedx_setup()
+        try:
+            return self.latency(size, rate, secs, "fq", "fx", "")
+        finally:
+            self.fedx_teardown()
+
+    def fedq_latency(self, size, rate, secs):
+        self.fedq_setup()
+        try:
+            return self.latency(size, rate, secs, "fq2", "", "fq2")
+        finally:
+            self.fedq_teardown()
+
+
+#  -- Report ---------------------------------------------------------------
+
+def med(runs, key):
+    vals = [r[key] for r in runs if r and r.get(key) is not None]
+    return statistics.median(vals) if vals else None
+
+
+def fmt(v, spec="%.0f"):
+    return "-" if v is None else spec % v
+
+
+def ratio(a, b, spec="%.1fx"):
+    return "-" if a is None or not b else spec % (a / b)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true",
+                    help="N=20000, 1 run, 3 s of latency")
+    ap.add_argument("--sizes", default="1024")
+    ap.add_argument("-n", type=int, default=None)
+    ap.add_argument("--repeat", type=int, default=None)
+    ap.add_argument("--members", default="3,2",
+                    help="member counts to run fedq with (default 3,2)")
+    ap.add_argument("--lat-rate", type=float, default=2000)
+    ap.add_argument("--lat-secs", type=float, default=None)
+    ap.add_argument("--fsync", default="batch")
+    ap.add_argument("--no-rabbitmq", action="store_true")
+    ap.add_argument("--dir", default=os.environ.get("FEDQ_BENCH_DIR"),
+                    help="where node data goes (default: $TMPDIR)")
+    ap.add_argument("--out", default=os.path.join(harness.REPO,
+                                                  "bench-results"))
+    args = ap.parse_args()
+    n = args.n or (20000 if args.quick else 100000)
+    repeat = args.repeat or (1 if args.quick else 3)
+    lat_secs = args.lat_secs or (3 if args.quick else 10)
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    counts = [int(m) for m in args.members.split(",") if m]
+    if not os.access(tool(), os.X_OK) or not harness.binaries_present():
+        say("binaries missing in %s (build first: cmake --build %s)"
+            % (harness.build_dir(), harness.build_dir()))
+        return 2
+    load0 = load_average()
+    say("build %s, N=%d, %d run(s), sizes %s, members %s, latency %g msg/s "
+        "for %g s, load average %s" % (harness.build_dir(), n, repeat,
+                                        sizes, counts, args.lat_rate,
+                                        lat_secs, load0))
+
+    work = tempfile.mkdtemp(prefix="fedq-bench-fed-", dir=args.dir)
+    results = collections.OrderedDict()     # (system, case, size) -> runs
+    notes = []
+
+    def record(key, fn):
+        try:
+            results.setdefault(key, []).append(fn())
+            say("%s: %s" % (" ".join(map(str, key)), results[key][-1]))
+        except Exception as e:  # noqa: BLE001 (a failed run is reported)
+            notes.append("%s failed: %s" % (" ".join(map(str, key)), e))
+            say(notes[-1])
+
+    def run_dir():
+        return tempfile.mkdtemp(dir=work)
+
+    try:
+        for _ in range(repeat):
+            for size in sizes:
+                for m in counts:
+                    record(("fedq-%d" % m, "drain", size), lambda: fedq_drain(
+                        run_dir(), size, n, m, args.fsync))
+                    record(("fedq-%d" % m, "live", size), lambda: fedq_live(
+                        run_dir(), size, n, m, args.fsync))
+                    record(("fedq-%d" % m, "latency", size),
+                           lambda: fedq_latency(run_dir(), size,
+                                                args.lat_rate, lat_secs, m,
+                                                args.fsync))
+        rabbit = None
+        if args.no_rabbitmq:
+            notes.append("RabbitMQ skipped (--no-rabbitmq)")
+        elif not os.access("/usr/lib/rabbitmq/bin/rabbitmq-server", os.X_OK):
+            notes.append("RabbitMQ skipped: not installed (apt-get install "
+                         "rabbitmq-server librabbitmq-dev)")
+        else:
+            try:
+                rabbit = Rabbit(work)
+            except Exception as e:  # noqa: BLE001
+                notes.append("RabbitMQ skipped: %s" % e)
+                if rabbit:
+                    rabbit.stop()
+                rabbit = None
+        if rabbit:
+            try:
+                for _ in range(repeat):
+                    for size in sizes:
+                        record(("rabbitmq-fedx", "drain", size),
+                               lambda: rabbit.fedx_drain(size, n))
+                        record(("rabbitmq-fedx", "latency", size),
+                               lambda: rabbit.fedx_latency(
+                                   size, args.lat_rate, lat_secs))
+                        record(("rabbitmq-fedq", "drain", size),
+                               lambda: rabbit.fedq_drain(size, n))
+                        record(("rabbitmq-fedq", "latency", size),
+                               lambda: rabbit.fedq_latency(
+                                   size, args.lat_rate, lat_secs))
+            finally:
+                rabbit.stop()
+    finally:
+        harness.kill_all()
+        shutil.rmtree(work, ignore_errors=True)
+
+    def get(system, case, size, key):
+        return med(results.get((system, case, size), []), key)
+
+    load1 = load_average()
+    lines = ["## Federated queues: fedq and RabbitMQ on this machine", ""]
+    lines.append(
+        "N=%d per drain, %d run(s), medians; latency at %g msg/s for %g s "
+        "(publish at one member/node, consume at another); fedq fsync %s, "
+        "full mesh; RabbitMQ 2 nodes, on-confirm, prefetch 1000, durable "
+        "queues, persistent messages, cluster names set. Load average "
+        "%s before, %s after (2 cores; other work on the machine shows "
+        "here)." % (n, repeat, args.lat_rate, lat_secs, args.fsync, load0,
+                    load1))
+    lines.append("")
+    lines.append("| system | case | size B | msg/s | converge s | p50 ms | "
+                 "p99 ms | max ms | CPU % (all nodes) |")
+    lines.append("|---|---|---|---|---|---|---|---|---|")
+    for (system, case, size), runs in results.items():
+        if not runs:
+            continue
+        lines.append("| %s | %s | %d | %s | %s | %s | %s | %s | %s |" % (
+            system, case, size, fmt(med(runs, "rate")),
+            fmt(med(runs, "converge_s"), "%.2f"),
+            fmt(med(runs, "p50"), "%.3f"), fmt(med(runs, "p99"), "%.3f"),
+            fmt(med(runs, "max"), "%.1f"), fmt(med(runs, "cpu"))))
+    lines.append("")
+    lines.append("Ratios at 1 KiB (fedq drain = the slowest member's rate "
+                 "from first arrival to N-th, like the RabbitMQ figures):")
+    lines.append("")
+    verdicts = []
+    for m in counts:
+        d = get("fedq-%d" % m, "drain", 1024, "rate")
+        if d is None:
+            continue
+        for what, anchor, target in (("fedx", ANCHOR["fedx_drain"], 20),
+                                     ("fedq", ANCHOR["fedq_drain"], 15)):
+            here = get("rabbitmq-%s" % what, "drain", 1024, "rate")
+            name = ("federated exchange" if what == "fedx"
+                    else "federated queue")
+            lines.append("- fedq %d members vs RabbitMQ %s drain: %s the "
+                         "anchor (%d), %s the run here (%s); target >= %dx"
+                         % (m, name, ratio(d, anchor), anchor,
+                            ratio(d, here), fmt(here), target))
+            if m == counts[0]:
+                verdicts.append("%s fedq %d-member 1 KiB drain >= %dx "
+                                "RabbitMQ %s (anchor %d): %.0f msg/s (%s)"
+                                % ("MET " if d >= target * anchor else
+                                   "MISS", m, target, name, anchor, d,
+                                   ratio(d, anchor)))
+    p99 = get("fedq-%d" % counts[0], "latency", 1024, "p99")
+    if p99 is not None:
+        verdicts.append("%s fedq 1 KiB p99 < 1 ms at %g msg/s: %.3f ms"
+                        % ("MET " if p99 < 1.0 else "MISS", args.lat_rate,
+                           p99))
+    lines.append("")
+    lines += verdicts
+    for note in notes:
+        lines.append("- " + note)
+    if args.quick:
+        lines.append("(--quick: smaller counts, one run; run without it "
+                     "for the figures the targets speak of)")
+    text = "\n".join(lines) + "\n"
+    sys.stdout.write(text)
+    os.makedirs(args.out, exist_ok=True)
+    stem = os.path.join(args.out, "federation-%s%s" % (
+        time.strftime("%Y%m%d-%H%M%S"), "-quick" if args.quick else ""))
+    with open(stem + ".md", "w") as f:
+        f.write(text)
+    keys = ("rate", "converge_s", "publish_rate", "p50", "p99", "max",
+            "cpu", "dups")
+    with open(stem + ".csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["system", "case", "size", "run"] + list(keys))
+        for (system, case, size), runs in results.items():
+            for i, r in enumerate(runs, 1):
+                w.writerow([system, case, size, i] + [
+                    "" if r.get(k) is None else "%.4g" % r[k] for k in keys])
+    print("csv: %s" % os.path.relpath(stem + ".csv", harness.REPO))
+    return 1 if any("failed" in x for x in notes) else 0
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    sys.exit(main())

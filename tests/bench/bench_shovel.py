@@ -1,0 +1,553 @@
+#!/usr/bin/env python3
+"""tests/bench/bench_shovel.py — the shovel benchmark behind `scripts/bench
+shovel`: fedq's shovel and RabbitMQ's side by side on this machine. A
+benchmark, not a test: it reports figures, it asserts no speed.
+
+Measured, for each body size (100 B, 1 KiB, 16 KiB), REPEAT times, medians
+reported:
+- backlog drain: N messages preloaded into `outbox` on node A, then a
+  shovel A.outbox -> B.inbox is added (SIGHUP); bench_shovel waitcount
+  polls B's depth every 0.5 ms: rate from the first arrival to the N-th
+  (as the RabbitMQ anchor measures its shovel), CPU % of each node;
+- end-to-end latency: a publisher paced at LAT_RATE msg/s into A, a
+  consumer on B; latency = receive time - send time stamped in the body
+  (publish into A + shovel hop + delivery from B), p50 / p99 / max;
+- the same two against RabbitMQ (two nodes, dynamic shovel, on-confirm,
+  prefetch 1000: the anchor's settings), when it is installed
+  (`scripts/install-deps --with bench`);
+- a WAN case (50 ms round trip through tests/fault/fault_proxy, when it is
+  built): 1 KiB drain and latency, for both.
+
+usage: bench_shovel.py [--quick] [--sizes 100,1024,16384] [-n N]
+                       [--repeat R] [--lat-rate R] [--lat-secs S]
+                       [--prefetch P] [--fsync F] [--no-rabbitmq]
+                       [--no-wan] [--dir DIR] [--out DIR]
+Output: a markdown table on stdout, MET/MISS against the targets (1 KiB
+drain >= 290k msg/s, 20x RabbitMQ's anchor; p99 < 1 ms at 2,000 msg/s), a
+CSV of every run under bench-results/.
+environment: FEDQ_BUILD (build folder; scripts/bench makes a Release one),
+FEDQ_BENCH_DIR (where node data goes), FEDQ_RMQ_BASE / FEDQ_RMQ_PORT
+(tests/bench/rabbitmq.sh).
+"""
+
+import argparse
+import csv
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+
+import harness  # noqa: E402
+
+RMQ = os.path.join(HERE, "rabbitmq.sh")
+WAN_DELAY_MS = 25               # each way: 50 ms round trip
+
+
+def say(msg):
+    sys.stderr.write("bench shovel: %s\n" % msg)
+    sys.stderr.flush()
+
+
+def kv(line):
+    """key=value pairs of a bench tool's output line, as a dict."""
+    return dict(re.findall(r"(\w+)=(\S+)", line or ""))
+
+
+def tool():
+    return os.path.join(harness.build_dir(), "tests", "bench_shovel")
+
+
+def fault_proxy():
+    for p in (os.path.join(harness.build_dir(), "tests", "fault",
+                           "fault_proxy"),):
+        if os.access(p, os.X_OK):
+            return p
+    return None
+
+
+class CpuWatch:
+    """utime+stime of processes over a window, % of one core."""
+
+    def __init__(self, pids):
+        self.pids = pids
+        self.hz = os.sysconf("SC_CLK_TCK")
+        self.t0 = time.monotonic()
+        self.c0 = [self._ticks(p) for p in pids]
+
+    @staticmethod
+    def _ticks(pid):
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return int(fields[11]) + int(fields[12])
+        except (OSError, ValueError, IndexError):
+            return 0
+
+    def stop(self):
+        dt = time.monotonic() - self.t0
+        return [100.0 * (self._ticks(p) - c) / self.hz / dt if dt else 0
+                for p, c in zip(self.pids, self.c0)]
+
+
+class Proxy:
+    """tests/fault/fault_proxy in front of target_port, delaying both
+    directions."""
+
+    def __init__(self, binary, target_port, delay_ms, folder):
+        self.binary = binary
+        ports = os.path.join(folder, "proxy.ports")
+        self.proc = harness.track(subprocess.Popen(
+            [binary, "--listen", "127.0.0.1:0", "--target",
+             "127.0.0.1:%d" % target_port, "--control", "127.0.0.1:0",
+             "--ports-file", ports],
+            stdout=subprocess.DEVNULL, stderr=open(
+                os.path.join(folder, "proxy.log"), "ab")))
+        harness.wait_until(lambda: os.path.exists(ports) and open(
+            ports).read().split(), timeout=10, msg="fault_proxy ports")
+        self.port, self.control = (int(x) for x in open(ports).read().split())
+        self.send("delay", "both", str(delay_ms))
+
+    def send(self, *cmd):
+        r = harness.run([self.binary, "--send", "127.0.0.1:%d" % self.control]
+                        + list(cmd), timeout_s=10)
+        if r.rc != 0 or not r.stdout.startswith("ok"):
+            raise RuntimeError("fault_proxy %s: %s %s" % (
+                " ".join(cmd), r.stdout, r.stderr))
+
+    def stop(self):
+        harness.stop_process(self.proc)
+
+
+#  -- fedq -----------------------------------------------------------------
+
+class FedqPair:
+    """Nodes A (outbox) and B (inbox) in a fresh folder."""
+
+    def __init__(self, root, fsync):
+        self.b = harness.Node("bench-b", root, fsync=fsync,
+                              queues=[{"name": "inbox", "durable": True}])
+        self.a = harness.Node("bench-a", root, fsync=fsync,
+                              queues=[{"name": "outbox", "durable": True}])
+
+    def shovel(self, endpoint, prefetch):
+        return {"name": "bench", "source": {"queue": "outbox"},
+                "destination": {"endpoint": endpoint, "queue": "inbox"},
+                "prefetch": prefetch}
+
+    def start(self):
+        self.b.start()
+        self.a.start()
+
+    def stop(self):
+        for n in (self.a, self.b):
+            n.stop()
+
+
+def fedq_drain(root, size, n, prefetch, fsync, proxy_delay=None):
+    pair = FedqPair(root, fsync)
+    pair.start()
+    proxy = None
+    try:
+        t0 = time.monotonic()
+        pair.a.cli.check("publish", "", "outbox", "--count", n, "--size",
+                         size, "--window", 5000, timeout_s=600)
+        preload = n / (time.monotonic() - t0)
+        # Start from clean page cache: the preload's writeback would
+        # otherwise compete with the drain's fsyncs (done for RabbitMQ too).
+        os.sync()
+        endpoint = pair.b.endpoint
+        if proxy_delay is not None:
+            proxy = Proxy(fault_proxy(), pair.b.port, proxy_delay, root)
+            endpoint = "tcp://127.0.0.1:%d" % proxy.port
+        waiter = harness.track(subprocess.Popen(
+            [tool(), "waitcount", pair.b.endpoint, "inbox", str(n), "600"],
+            stdout=subprocess.PIPE, text=True))
+        # It says "ready" once it has read B's depth the first time.
+        ready = waiter.stdout.readline()
+        if not ready.startswith("ready"):
+            raise RuntimeError("bench_shovel waitcount: %r" % ready)
+        cpu = CpuWatch([pair.a.pid, pair.b.pid])
+        pair.a.sections["shovels"] = [pair.shovel(endpoint, prefetch)]
+        pair.a.reload()
+        out, _ = waiter.communicate(timeout=harness.scaled(900))
+        harness.untrack(waiter)
+        cpu_a, cpu_b = cpu.stop()
+        r = kv(out)
+        if r.get("ok") != "1":
+            raise RuntimeError("fedq drain failed: %s" % out)
+        ln = harness.wait_until(lambda: (lambda x: x if x[
+            "backlog_messages"] == 0 else None)(pair.a.link("bench")),
+            timeout=60, msg="backlog 0 at A")
+        return {"rate": float(r["msgs_per_s"]), "total_s": float(
+            r["total_s"]), "cpu_a": cpu_a, "cpu_b": cpu_b,
+            "preload": preload, "window": ln["window"]}
+    finally:
+        if proxy:
+            proxy.stop()
+        pair.stop()
+
+
+def fedq_latency(root, size, rate, secs, prefetch, fsync, proxy_delay=None):
+    pair = FedqPair(root, fsync)
+    pair.b.start()
+    proxy = None
+    try:
+        endpoint = pair.b.endpoint
+        if proxy_delay is not None:
+            proxy = Proxy(fault_proxy(), pair.b.port, proxy_delay, root)
+            endpoint = "tcp://127.0.0.1:%d" % proxy.port
+        pair.a.sections["shovels"] = [pair.shovel(endpoint, prefetch)]
+        pair.a.start()
+        harness.wait_until(lambda: pair.a.link("bench")["state"] ==
+                           "running", timeout=30, msg="shovel running")
+        cpu = CpuWatch([pair.a.pid, pair.b.pid])
+        r = harness.run([tool(), "latency", pair.a.endpoint, "", "outbox",
+                         pair.b.endpoint, "inbox", str(rate), str(secs),
+                         str(size)], timeout_s=secs + 120)
+        cpu_a, cpu_b = cpu.stop()
+        res = kv(r.stdout)
+        if res.get("ok") != "1":
+            raise RuntimeError("fedq latency failed: %s %s" % (r.stdout,
+                                                              r.stderr))
+        return {"p50": float(res["lat_p50_ms"]),
+                "p99": float(res["lat_p99_ms"]),
+                "max": float(res["lat_max_ms"]), "cpu_a": cpu_a,
+                "cpu_b": cpu_b}
+    finally:
+        if proxy:
+            proxy.stop()
+        pair.stop()
+
+
+#  -- RabbitMQ -------------------------------------------------------------
+
+class Rabbit:
+    def __init__(self, folder):
+        self.port_a = int(os.environ.get("FEDQ_RMQ_PORT", "5711"))
+        self.port_b = self.port_a + 1
+        self.bench = os.path.join(folder, "amqpbench")
+        r = harness.run(["cc", "-O2", "-Wall", "-o", self.bench,
+                         os.path.join(HERE, "amqpbench.c"), "-lrabbitmq"],
+                        timeout_s=120)
+        if r.rc != 0:
+            raise RuntimeError("cannot build amqpbench: %s" % r.stderr)
+        r = harness.run([RMQ, "start"], timeout_s=300)
+        if r.rc != 0:
+            raise RuntimeError("cannot start RabbitMQ: %s %s"
+                               % (r.stdout, r.stderr))
+        self.started = True
+
+    def stop(self):
+        if self.started:
+            harness.run([RMQ, "stop"], timeout_s=120)
+            self.started = False
+
+    def pids(self):
+        return [int(harness.run([RMQ, "pid", s]).stdout.strip() or 0)
+                for s in "AB"]
+
+    def ab(self, *args, timeout_s=900):
+        r = harness.run([self.bench] + [str(a) for a in args],
+                        timeout_s=timeout_s)
+        if r.rc != 0:
+            raise RuntimeError("amqpbench %s: %s %s" % (
+                " ".join(map(str, args)), r.stdout, r.stderr))
+        return kv(r.stdout)
+
+    def ctl(self, *args):
+        r = harness.run([RMQ, "ctl"] + list(args), timeout_s=120)
+        if r.rc != 0:
+            raise RuntimeError("rabbitmqctl %s: %s" % (" ".join(args),
+                                                       r.stderr))
+        return r.stdout
+
+    def shovel_def(self, dest_port):
+        return ('{"src-protocol":"amqp091","src-uri":"amqp://guest:guest@'
+                '127.0.0.1:%d","src-queue":"qs","dest-protocol":"amqp091",'
+                '"dest-uri":"amqp://guest:guest@127.0.0.1:%d","dest-queue":'
+                '"qs","ack-mode":"on-confirm","src-prefetch-count":1000}'
+                % (self.port_a, dest_port))
+
+    def fresh_queues(self):
+        for p in (self.port_a, self.port_b):
+            self.ab("declare-queue", p, "qs")
+            self.ab("purge", p, "qs")
+
+    def drain(self, size, n, dest_port=None):
+        self.fresh_queues()
+        self.ab("publish", self.port_a, "", "qs", n, size, 1000, 0)
+        os.sync()       # as for fedq: no writeback of the preload pending
+        waiter = harness.track(subprocess.Popen(
+            [self.bench, "waitcount", str(self.port_b), "qs", str(n), "900"],
+            stdout=subprocess.PIPE, text=True))
+        cpu = CpuWatch(self.pids())
+        self.ctl("A", "set_parameter", "shovel", "s1",
+                 self.shovel_def(dest_port or self.port_b))
+        out, _ = waiter.communicate(timeout=1200)
+        harness.untrack(waiter)
+        cpu_a, cpu_b = cpu.stop()
+        self.ctl("A", "clear_parameter", "shovel", "s1")
+        r = kv(out)
+        if "msgs_per_s" not in r:
+            raise RuntimeError("RabbitMQ drain failed: %s" % out)
+        return {"rate": float(r["msgs_per_s"]), "cpu_a": cpu_a,
+                "cpu_b": cpu_b}
+
+    def latency(self, size, rate, secs, dest_port=None):
+        self.fresh_queues()
+        self.ctl("A", "set_parameter", "shovel", "s1",
+                 self.shovel_def(dest_port or self.port_b))
+        harness.wait_until(lambda: "running" in self.ctl(
+            "A", "shovel_status"), timeout=60, interval=0.2,
+            msg="RabbitMQ shovel running")
+        n = int(rate * secs)
+        cons = harness.track(subprocess.Popen(
+            [self.bench, "consume", str(self.port_b), "qs", str(n), "1000",
+             "60"], stdout=subprocess.PIPE, text=True))
+        # The consumer must be attached before the first publish.
+        harness.wait_until(lambda: re.search(r"^qs\s+1\s*$", self.ctl(
+            "B", "list_queues", "name", "consumers"), re.M), timeout=60,
+            interval=0.2, msg="RabbitMQ consumer on qs@B")
+        cpu = CpuWatch(self.pids())
+        self.ab("publish", self.port_a, "", "qs", n, size, 1000, rate)
+        out, _ = cons.communicate(timeout=secs + 300)
+        harness.untrack(cons)
+        cpu_a, cpu_b = cpu.stop()
+        self.ctl("A", "clear_parameter", "shovel", "s1")
+        r = kv(out)
+        if "lat_p50_ms" not in r:
+            raise RuntimeError("RabbitMQ latency failed: %s" % out)
+        return {"p50": float(r["lat_p50_ms"]), "p99": float(r["lat_p99_ms"]),
+                "max": float(r["lat_max_ms"]), "cpu_a": cpu_a,
+                "cpu_b": cpu_b}
+
+
+#  -- Report ---------------------------------------------------------------
+
+def med(runs, key):
+    vals = [r[key] for r in runs if r and key in r]
+    return statistics.median(vals) if vals else None
+
+
+def fmt(v, spec="%.0f"):
+    return "-" if v is None else spec % v
+
+
+def ratio(a, b, spec="%.1fx"):
+    return "-" if a is None or b in (None, 0) else spec % (a / b)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true",
+                    help="N=20000, 1 run, 3 s of latency")
+    ap.add_argument("--sizes", default="100,1024,16384")
+    ap.add_argument("-n", type=int, default=None)
+    ap.add_argument("--repeat", type=int, default=None)
+    ap.add_argument("--lat-rate", type=float, default=2000)
+    ap.add_argument("--lat-secs", type=float, default=None)
+    ap.add_argument("--prefetch", type=int, default=1000,
+                    help="shovel prefetch (initial window), default 1000 "
+                         "like the RabbitMQ shovel")
+    ap.add_argument("--fsync", default="batch")
+    ap.add_argument("--no-rabbitmq", action="store_true")
+    ap.add_argument("--no-wan", action="store_true")
+    ap.add_argument("--dir", default=os.environ.get("FEDQ_BENCH_DIR"),
+                    help="where node data goes (default: $TMPDIR)")
+    ap.add_argument("--out", default=os.path.join(harness.REPO,
+                                                  "bench-results"),
+                    help="folder for the CSV and the markdown report")
+    args = ap.parse_args()
+    n = args.n or (20000 if args.quick else 100000)
+    repeat = args.repeat or (1 if args.quick else 3)
+    lat_secs = args.lat_secs or (3 if args.quick else 10)
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    if not os.access(tool(), os.X_OK) or not harness.binaries_present():
+        say("binaries missing in %s (build first: cmake --build %s)"
+            % (harness.build_dir(), harness.build_dir()))
+        return 2
+    cache = harness.run(["grep", "-m1", "CMAKE_BUILD_TYPE:",
+                         os.path.join(harness.build_dir(),
+                                      "CMakeCache.txt")]).stdout.strip()
+    say("build %s (%s), N=%d, %d run(s), sizes %s, latency %g msg/s for "
+        "%g s" % (harness.build_dir(), cache.split("=")[-1] or "?", n,
+                  repeat, sizes, args.lat_rate, lat_secs))
+
+    work = tempfile.mkdtemp(prefix="fedq-bench-shovel-", dir=args.dir)
+    results = {}            # (system, kind, size) -> [runs]
+    notes = []
+
+    def record(key, fn):
+        try:
+            results.setdefault(key, []).append(fn())
+            say("%s: %s" % (" ".join(map(str, key)), results[key][-1]))
+        except Exception as e:  # noqa: BLE001 (a failed run is reported)
+            notes.append("%s failed: %s" % (" ".join(map(str, key)), e))
+            say(notes[-1])
+
+    def run_dir():
+        # One folder per run, removed when the next starts: deleting a
+        # run's files drops its dirty pages instead of writing them back
+        # during the next run.
+        for old in os.listdir(work):
+            if old.startswith("run-"):
+                shutil.rmtree(os.path.join(work, old), ignore_errors=True)
+        return tempfile.mkdtemp(dir=work, prefix="run-")
+
+    try:
+        for rep in range(repeat):
+            for size in sizes:
+                record(("fedq", "drain", size), lambda: fedq_drain(
+                    run_dir(), size, n, args.prefetch, args.fsync))
+                record(("fedq", "latency", size), lambda: fedq_latency(
+                    run_dir(), size, args.lat_rate, lat_secs, args.prefetch,
+                    args.fsync))
+        wan = not args.no_wan and fault_proxy()
+        if not args.no_wan and not wan:
+            notes.append("WAN case skipped: no fault proxy at %s/tests/fault"
+                         "/fault_proxy (build the fault suite)"
+                         % harness.build_dir())
+        if wan:
+            for rep in range(repeat):
+                record(("fedq", "wan-drain", 1024), lambda: fedq_drain(
+                    run_dir(), 1024, n, args.prefetch, args.fsync,
+                    proxy_delay=WAN_DELAY_MS))
+                record(("fedq", "wan-latency", 1024), lambda: fedq_latency(
+                    run_dir(), 1024, args.lat_rate, lat_secs, args.prefetch,
+                    args.fsync, proxy_delay=WAN_DELAY_MS))
+        rabbit = None
+        if args.no_rabbitmq:
+            notes.append("RabbitMQ skipped (--no-rabbitmq)")
+        elif not os.access("/usr/lib/rabbitmq/bin/rabbitmq-server", os.X_OK):
+            notes.append("RabbitMQ skipped: not installed (scripts/"
+                         "install-deps --with bench)")
+        else:
+            try:
+                rabbit = Rabbit(work)
+            except Exception as e:  # noqa: BLE001
+                notes.append("RabbitMQ skipped: %s" % e)
+        if rabbit:
+            try:
+                for rep in range(repeat):
+                    for size in sizes:
+                        record(("rabbitmq", "drain", size),
+                               lambda: rabbit.drain(size, n))
+                        record(("rabbitmq", "latency", size),
+                               lambda: rabbit.latency(size, args.lat_rate,
+                                                      lat_secs))
+                if wan:
+                    proxy = Proxy(fault_proxy(), rabbit.port_b, WAN_DELAY_MS,
+                                  work)
+                    try:
+                        for rep in range(repeat):
+                            record(("rabbitmq", "wan-drain", 1024),
+                                   lambda: rabbit.drain(
+                                       1024, n, dest_port=proxy.port))
+                            record(("rabbitmq", "wan-latency", 1024),
+                                   lambda: rabbit.latency(
+                                       1024, args.lat_rate, lat_secs,
+                                       dest_port=proxy.port))
+                    finally:
+                        proxy.stop()
+            finally:
+                rabbit.stop()
+    finally:
+        harness.kill_all()
+        shutil.rmtree(work, ignore_errors=True)
+
+    def get(system, kind, size, key):
+        return med(results.get((system, kind, size), []), key)
+
+    lines = []
+    lines.append("## Shovel: fedq and RabbitMQ on this machine")
+    lines.append("")
+    lines.append("N=%d per drain, %d run(s), medians; latency at %g msg/s "
+                 "for %g s; fedq fsync %s, shovel prefetch %d; RabbitMQ "
+                 "shovel on-confirm, prefetch 1000, durable queues, "
+                 "persistent messages." % (n, repeat, args.lat_rate,
+                                           lat_secs, args.fsync,
+                                           args.prefetch))
+    lines.append("")
+    lines.append("| case | size B | fedq | RabbitMQ | fedq / RabbitMQ | "
+                 "fedq CPU A/B % | RabbitMQ CPU A/B % |")
+    lines.append("|---|---|---|---|---|---|---|")
+    kinds = [(k, s) for k in ("drain", "latency") for s in sizes]
+    kinds += [("wan-drain", 1024), ("wan-latency", 1024)]
+    for kind, size in kinds:
+        if not results.get(("fedq", kind, size)) and not results.get(
+                ("rabbitmq", kind, size)):
+            continue
+        cpu = "%s / %s" % (fmt(get("fedq", kind, size, "cpu_a")),
+                           fmt(get("fedq", kind, size, "cpu_b")))
+        rcpu = "%s / %s" % (fmt(get("rabbitmq", kind, size, "cpu_a")),
+                            fmt(get("rabbitmq", kind, size, "cpu_b")))
+        if kind.endswith("drain"):
+            f, r = (get("fedq", kind, size, "rate"),
+                    get("rabbitmq", kind, size, "rate"))
+            lines.append("| %s msg/s | %d | %s | %s | %s | %s | %s |" % (
+                kind, size, fmt(f), fmt(r), ratio(f, r), cpu, rcpu))
+        else:
+            for q in ("p50", "p99", "max"):
+                f, r = (get("fedq", kind, size, q),
+                        get("rabbitmq", kind, size, q))
+                lines.append("| %s %s ms | %d | %s | %s | %s | %s | %s |" % (
+                    kind, q, size, fmt(f, "%.3f"), fmt(r, "%.3f"),
+                    ratio(f, r, "%.2fx"), cpu if q == "p50" else "",
+                    rcpu if q == "p50" else ""))
+    lines.append("")
+    drains = results.get(("fedq", "drain", 1024), [])
+    if drains:
+        lines.append("fedq 1 KiB drain runs (msg/s): %s; target >= 290000 "
+                     "(20x RabbitMQ's 14.5k)." % ", ".join(
+                         "%.0f" % r["rate"] for r in drains))
+    lat = results.get(("fedq", "latency", 1024), [])
+    if lat:
+        lines.append("fedq 1 KiB p99 runs (ms): %s; target < 1 ms." %
+                     ", ".join("%.3f" % r["p99"] for r in lat))
+    for note in notes:
+        lines.append("- " + note)
+    lines.append("")
+    d = get("fedq", "drain", 1024, "rate")
+    p99 = get("fedq", "latency", 1024, "p99")
+    if d is not None:
+        lines.append("%s 1 KiB drain >= 290000 msg/s: %.0f" % (
+            "MET " if d >= 290000 else "MISS", d))
+    if p99 is not None:
+        lines.append("%s 1 KiB p99 < 1 ms at %g msg/s: %.3f ms" % (
+            "MET " if p99 < 1.0 else "MISS", args.lat_rate, p99))
+    if args.quick:
+        lines.append("(--quick: smaller counts, one run; run without it "
+                     "for the figures the targets speak of)")
+    text = "\n".join(lines) + "\n"
+    sys.stdout.write(text)
+    os.makedirs(args.out, exist_ok=True)
+    stem = os.path.join(args.out, "shovel-%s%s" % (
+        time.strftime("%Y%m%d-%H%M%S"), "-quick" if args.quick else ""))
+    with open(stem + ".md", "w") as f:
+        f.write(text)
+    with open(stem + ".csv", "w", newline="") as f:
+        w = csv.writer(f)
+        keys = ("rate", "p50", "p99", "max", "cpu_a", "cpu_b", "window",
+                "preload")
+        w.writerow(["system", "case", "size", "run"] + list(keys))
+        for (system, kind, size), runs in sorted(results.items()):
+            for i, r in enumerate(runs, 1):
+                w.writerow([system, kind, size, i] + [
+                    "" if r.get(k) is None else "%.4g" % r[k]
+                    for k in keys])
+    print("csv: %s" % os.path.relpath(stem + ".csv", harness.REPO))
+    return 1 if any("failed" in x for x in notes) else 0
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    sys.exit(main())
