@@ -97,10 +97,14 @@ s_zap_answer (s_zap_t *zap, void *rep, zmq_msg_t *parts, size_t n)
         atomic_fetch_add (zap->refused, 1);
         int64_t now = fedq_mono_ms ();
         if (now - zap->last_log >= SECURITY_LOG_EVERY_MS) {
-            fedq_warn ("security: refused a connection from %s: %s%s%s"
-                       "%s (%" PRIu64 " more refused since the last line)",
+            char more[64] = "";
+            if (zap->unlogged)
+                snprintf (more, sizeof more,
+                          "; %" PRIu64 " more refused since the last line",
+                          zap->unlogged);
+            fedq_warn ("security: refused a connection from %s: %s%s%s%s%s",
                        address, text, z85[0] ? " (public key " : "", z85,
-                       z85[0] ? ")" : "", zap->unlogged);
+                       z85[0] ? ")" : "", more);
             zap->last_log = now;
             zap->unlogged = 0;
         }

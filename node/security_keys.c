@@ -199,7 +199,8 @@ s_key_load (const char *path, const char *name, size_t name_len)
                    path);
         goto done;
     }
-    if (!role || (strcmp (role, "client") && strcmp (role, "peer"))) {
+    if (!role
+        || (strcmp (role, "client") != 0 && strcmp (role, "peer") != 0)) {
         fedq_warn ("authorized key %s skipped: metadata role is %s%s%s; "
                    "set role = \"client\" or role = \"peer\" (or make it "
                    "with `fedq keygen NAME --role ROLE`)",
@@ -438,7 +439,8 @@ security_keys_authorize (security_keys_t *self, const char *name,
                   frame->node.ptr ? frame->node.ptr : "");
         return FEDQ_EDENIED;
     }
-    if (frame->cmd == PROTO_LINK_HELLO && !s_names_has (&k->links, frame->link)) {
+    if (frame->cmd == PROTO_LINK_HELLO
+        && !s_names_has (&k->links, frame->link)) {
         s_names_text (&k->links, list, sizeof list);
         snprintf (why, why_size,
                   "key \"%s\" may not open link \"%.*s\" (its links: %s)",

@@ -49,7 +49,8 @@ security_load_public (const char *path, uint8_t *key, char *why,
     }
     const char *pub = zconfig_get (root, "/curve/public-key", NULL);
     fedq_rc_t rc = FEDQ_OK;
-    if (!pub || strlen (pub) != SECURITY_KEY_Z85 || !zmq_z85_decode (key, pub)) {
+    if (!pub || strlen (pub) != SECURITY_KEY_Z85
+        || !zmq_z85_decode (key, pub)) {
         snprintf (why, why_size,
                   "the server key %s holds no curve public-key of 40 Z85 "
                   "characters",
@@ -104,7 +105,7 @@ security_sha256_hex (const void *data, size_t size,
         hex[64] = 0;
         return;
     }
-    for (unsigned int i = 0; i < len; i++) {
+    for (size_t i = 0; i < len; i++) {
         hex[2 * i] = digits[md[i] >> 4];
         hex[2 * i + 1] = digits[md[i] & 15];
     }

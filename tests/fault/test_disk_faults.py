@@ -8,9 +8,12 @@ front of the destination so the test decides when messages may cross.
 
     FEDQ_BUILD=build python3 tests/fault/test_disk_faults.py -v
 
-Not part of scripts/test: it needs root and strace, and
-test_source_disk_full_while_acking fails against fedq at the time of
-writing (duplicates; see docs/operations.md, "Fault suite").
+Run by scripts/test with the integration tests (skipped without root).
+test_source_disk_full_while_acking is marked as an expected failure: it
+reproduces a known fedq bug (duplicates after the source could not write
+its acks; docs/operations.md, "Fault suite", known issues). Once fedq is
+fixed it passes, the run reports an unexpected success, and the marker
+goes.
 """
 
 import json
@@ -113,6 +116,7 @@ class DiskFaultTest(harness.FedqTestCase):
                            timeout=30, msg="backlog forwarded once freed")
         self.drain_and_check(b, 300)
 
+    @unittest.expectedFailure   # known bug, see the module doc
     def test_source_disk_full_while_acking(self):
         # The destination confirms while the source cannot write the acks
         # (and link mark) of what it forwarded; later acks succeed. After

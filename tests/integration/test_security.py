@@ -401,7 +401,7 @@ class SecurityTest(harness.FedqTestCase):
         self.assertEqual(a.depth("outbox"), 4)
         self.assert_up_and_empty(b, "inbox")
 
-    # -- Accepted ---------------------------------------------------------------
+    # -- Accepted -----------------------------------------------------------
 
     def test_valid_client_publishes_and_consumes(self):
         self.keys.make("alice", role="client")
@@ -502,6 +502,26 @@ class SecurityTest(harness.FedqTestCase):
                 m["headers"].get("x-fedq-sha256"),
                 hashlib.sha256(m["body"].encode()).hexdigest(), m)
         self.assertEqual(self.stats(b)["digest_mismatch_total"], 0)
+
+    def test_digest_mismatch_dead_lettered_at_source(self):
+        # A body cannot be changed on a CURVE wire; a publisher's wrong
+        # x-fedq-sha256 header makes the same refusal end to end.
+        a, b, name = self.shovel_pair("xa", "xb", verify_digest=True,
+                                      max_attempts=2)
+        b.start()
+        a.start()
+        a.cli.check("publish", "", "outbox", "payload", "--header",
+                    "x-fedq-sha256=" + "0" * 64)
+        harness.wait_until(lambda: a.depth(name + ".dlq") == 1, timeout=30,
+                           msg="dead-lettered at the source")
+        self.assertEqual(b.depth("inbox"), 0)
+        self.assertEqual(self.stats(b)["published_total"], 0)
+        self.assertGreaterEqual(self.stats(b)["digest_mismatch_total"], 2)
+        self.assertEqual(a.link(name)["dead_lettered_total"], 1)
+        # The link goes on: a good message crosses.
+        a.cli.check("publish", "", "outbox", "fine")
+        got = b.cli.consume("inbox", 1)
+        self.assertEqual(got[0]["body"], "fine")
 
     def test_digest_mismatch_refused(self):
         self.keys.make("dm", role="peer")
