@@ -2,6 +2,7 @@
 //  commit, dispatch, settlement, dead-lettering, TTL, overflow, dedup.
 #define _GNU_SOURCE
 #include "broker.h"
+#include "broker_internal.h"
 #include "broker_meta.h"
 #include "u64map.h"
 
@@ -9,139 +10,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-//  A message routed to a queue, waiting for the commit.
-typedef struct {
-    queue_t *queue;
-    qentry_t entry;
-} s_staged_t;
-
-struct _broker_t {
-    char *node_id;              //  origin of messages published here
-    char *data_dir;
-    uint64_t max_message_bytes;
-    store_t *store;             //  the node's log
-    store_recovery_t recovery;  //  what store_open found
-    zhashx_t *queues;           //  name -> queue_t *
-    zhashx_t *exchanges;        //  name -> exchange_t *
-    u64map_t by_qid;            //  qid -> queue_t *
-    uint64_t next_qid;          //  never reused, saved in meta.json
-    uint64_t seq;               //  last sequence given to a message
-    s_staged_t *staged;         //  publishes waiting for the commit
-    size_t nstaged, staged_cap;
-    store_settle_t *settles;    //  settlements waiting for the commit
-    size_t nsettles, settles_cap;
-    queue_t **dirty;            //  queues to dispatch
-    size_t ndirty, dirty_cap;
-    fedq_buf_t env;             //  scratch: encoded envelope
-    char mark_key[PROTO_MAX_NAME + 3];  //  scratch: "o/NODE", "l/LINK"
-    broker_stats_t stats;
-    int64_t last_tick;          //  mono ms of the last broker_tick
-    zhashx_t *origins;          //  origin name -> index (federation keys)
-    char **origin_names;        //  index -> name (1-based)
-    size_t norigins;
-    u64map_t *recovering;       //  during open: per-queue settled positions
-    u64map_t relocated;         //  during open: old position -> copy
-    int64_t next_compact;       //  mono ms of the next compaction pass
-    bool need_durable;          //  something staged waits for its fsync
-    int64_t opened_at;          //  wall ms when the broker was opened
-};
-
-static void s_settle (broker_t *self, queue_t *queue, const qentry_t *entry);
 static void s_dead_letter (broker_t *self, queue_t *queue,
                            const qentry_t *entry, const char *reason);
-static void s_fed_tombstone (broker_t *self, queue_t *q,
-                             const qentry_t *entry);
 
-
-//  --------------------------------------------------------------------
-//  Federation keys: (origin, event sequence) packed in 64 bits, origins
-//  interned to small numbers.
-
-uint32_t
-broker_origin_id (broker_t *self, fedq_str_t origin)
-{
-    char name[PROTO_MAX_NAME + 1];
-    size_t n = origin.len > PROTO_MAX_NAME ? PROTO_MAX_NAME : origin.len;
-    memcpy (name, origin.ptr ? origin.ptr : "", n);
-    name[n] = 0;
-    void *id = zhashx_lookup (self->origins, name);
-    if (id)
-        return (uint32_t) (uintptr_t) id;
-    self->origin_names = realloc (self->origin_names,
-                                  (self->norigins + 2) * sizeof (char *));
-    if (!self->origin_names)
-        abort ();
-    self->origin_names[++self->norigins] = strdup (name);
-    zhashx_insert (self->origins, name, (void *) (uintptr_t) self->norigins);
-    return (uint32_t) self->norigins;
-}
-
-const char *
-broker_origin_name (broker_t *self, uint32_t id)
-{
-    return id && id <= self->norigins ? self->origin_names[id] : "";
-}
-
-uint64_t
-broker_fed_key (uint32_t origin_id, uint64_t seq)
-{
-    return ((uint64_t) origin_id << 48) | (seq & 0xFFFFFFFFFFFFull);
-}
-
-//  The federation event id a record carries for queue q: the mark
-//  "f/NAME/ORIGIN". False when it has none.
-bool
-broker_fed_id (const queue_t *q, const store_msg_t *rec, fedq_str_t *origin,
-               uint64_t *seq)
-{
-    size_t plen = strlen (q->fed_prefix);
-    for (uint32_t i = 0; i < rec->nmarks; i++) {
-        fedq_str_t k = rec->marks[i].key;
-        if (k.len > plen && memcmp (k.ptr, q->fed_prefix, plen) == 0) {
-            origin->ptr = k.ptr + plen;
-            origin->len = k.len - (uint32_t) plen;
-            *seq = rec->marks[i].value;
-            return true;
-        }
-    }
-    return false;
-}
-
-//  A tombstone record names its target in message_id: "~tomb:ORIGIN:SEQ".
-#define FED_TOMB_PREFIX "~tomb:"
-
-static bool
-s_tomb_target (broker_t *self, const store_msg_t *rec, uint64_t *key)
-{
-    fedq_str_t mid = rec->message_id;
-    size_t plen = strlen (FED_TOMB_PREFIX);
-    if (mid.len <= plen || memcmp (mid.ptr, FED_TOMB_PREFIX, plen) != 0)
-        return false;
-    const char *colon = NULL;
-    for (uint32_t i = mid.len; i-- > plen;)
-        if (mid.ptr[i] == ':') {
-            colon = mid.ptr + i;
-            break;
-        }
-    if (!colon)
-        return false;
-    fedq_str_t origin = {mid.ptr + plen, (uint32_t) (colon - mid.ptr - plen)};
-    uint64_t seq = 0;
-    for (const char *c = colon + 1; c < mid.ptr + mid.len; c++) {
-        if (*c < '0' || *c > '9')
-            return false;
-        seq = seq * 10 + (uint64_t) (*c - '0');
-    }
-    *key = broker_fed_key (broker_origin_id (self, origin), seq);
-    return true;
-}
 
 //  --------------------------------------------------------------------
 //  Recovery: rebuild queues from the log.
 
-static queue_t *
-s_queue_by_qid (broker_t *self, uint64_t qid)
+queue_t *
+broker_queue_by_qid (broker_t *self, uint64_t qid)
 {
     uint64_t value;
     if (!u64map_get (&self->by_qid, qid, &value))
@@ -159,12 +36,12 @@ s_replay_msg (void *ctx, store_pos_t pos, const store_msg_t *msg)
     //  place in that queue: it takes the old entry's place in the order.
     if (msg->nqueues == 1 && msg->nsettles == 1
         && msg->settles[0].qid == msg->qids[0]
-        && s_queue_by_qid (self, msg->qids[0])) {
+        && broker_queue_by_qid (self, msg->qids[0])) {
         u64map_put (&self->relocated, msg->settles[0].pos, pos);
         return;
     }
     for (uint32_t i = 0; i < msg->nqueues; i++) {
-        queue_t *queue = s_queue_by_qid (self, msg->qids[i]);
+        queue_t *queue = broker_queue_by_qid (self, msg->qids[i]);
         if (!queue)
             continue;           //  settled as an orphan after replay
         //  Lag is measured on this node's clock: a message that came over
@@ -194,7 +71,7 @@ static void
 s_replay_settle (void *ctx, uint64_t qid, store_pos_t pos)
 {
     broker_t *self = ctx;
-    queue_t *queue = s_queue_by_qid (self, qid);
+    queue_t *queue = broker_queue_by_qid (self, qid);
     if (!queue)
         return;
     //  recovering[] is indexed like by_qid: one settled set per queue,
@@ -242,7 +119,7 @@ s_orphan_msg (void *ctx, store_pos_t pos, const store_msg_t *msg)
 {
     broker_t *self = ctx;
     for (uint32_t i = 0; i < msg->nqueues; i++)
-        if (!s_queue_by_qid (self, msg->qids[i])) {
+        if (!broker_queue_by_qid (self, msg->qids[i])) {
             store_settle_t s = {msg->qids[i], pos};
             if (self->nsettles == self->settles_cap) {
                 self->settles_cap = self->settles_cap ? self->settles_cap * 2
@@ -276,7 +153,7 @@ static void
 s_visit_settle (void *ctx, uint64_t qid, store_pos_t pos)
 {
     broker_t *self = ctx;
-    if (s_queue_by_qid (self, qid))
+    if (broker_queue_by_qid (self, qid))
         s_replay_settle (ctx, qid, pos);
     else
         s_orphan_settled (self, qid, pos);
@@ -533,7 +410,7 @@ static void
 s_settle_cb (void *ctx, const qentry_t *entry)
 {
     void **args = ctx;
-    s_settle (args[0], args[1], entry);
+    broker_settle (args[0], args[1], entry);
 }
 
 fedq_rc_t
@@ -665,8 +542,8 @@ broker_set_owner (broker_t *self, const char *queue, const char *owner)
 //  --------------------------------------------------------------------
 //  Publishing
 
-static void
-s_stage (broker_t *self, queue_t *queue, const qentry_t *entry)
+void
+broker_stage (broker_t *self, queue_t *queue, const qentry_t *entry)
 {
     if (self->nstaged == self->staged_cap) {
         self->staged_cap = self->staged_cap ? self->staged_cap * 2 : 1024;
@@ -682,8 +559,8 @@ s_stage (broker_t *self, queue_t *queue, const qentry_t *entry)
     queue->pending_bytes += entry->size;
 }
 
-static void
-s_settle (broker_t *self, queue_t *queue, const qentry_t *entry)
+void
+broker_settle (broker_t *self, queue_t *queue, const qentry_t *entry)
 {
     if (self->nsettles == self->settles_cap) {
         self->settles_cap = self->settles_cap ? self->settles_cap * 2 : 1024;
@@ -704,7 +581,7 @@ s_pop (broker_t *self, queue_t *queue, qentry_t *entry)
     while (queue_pop (queue, entry)) {
         if (!queue_skip_take (queue, entry->pos))
             return true;
-        s_settle (self, queue, entry);
+        broker_settle (self, queue, entry);
         queue->acked_total++;
     }
     return false;
@@ -712,8 +589,8 @@ s_pop (broker_t *self, queue_t *queue, qentry_t *entry)
 
 //  Entry expiry for a queue: the earlier of the message's own TTL and the
 //  queue's message_ttl, counted from now.
-static int64_t
-s_expiry (const queue_t *queue, int64_t msg_expires, int64_t now)
+int64_t
+broker_expiry (const queue_t *queue, int64_t msg_expires, int64_t now)
 {
     int64_t at = msg_expires;
     if (queue->opts.message_ttl_ms) {
@@ -725,8 +602,8 @@ s_expiry (const queue_t *queue, int64_t msg_expires, int64_t now)
 }
 
 //  Make room in a drop-head queue that a staged message overfilled.
-static void
-s_drop_head (broker_t *self, queue_t *queue)
+void
+broker_drop_head (broker_t *self, queue_t *queue)
 {
     qentry_t entry;
     while (queue_would_overflow (queue, 0, 0) && queue->ready_count
@@ -912,19 +789,19 @@ broker_publish (broker_t *self, broker_publish_t *pub,
         return rc;
     for (size_t i = 0; i < n; i++) {
         qentry_t entry = {.pos = pos,
-                          .expires_at = s_expiry (targets[i], msg_expires, now),
+                          .expires_at = broker_expiry (targets[i], msg_expires, now),
                           .enqueued_at = now,
                           .size = pub->body_len,
                           .priority = rec.priority};
-        s_stage (self, targets[i], &entry);
+        broker_stage (self, targets[i], &entry);
         targets[i]->published_total++;
         if (targets[i]->opts.overflow == PROTO_OVERFLOW_DROP_HEAD)
-            s_drop_head (self, targets[i]);
+            broker_drop_head (self, targets[i]);
         queue_t *h = targets[i]->fed_history;
         if (h && fed_seq) {
             qentry_t he = entry;
             he.expires_at = 0;
-            s_stage (self, h, &he);
+            broker_stage (self, h, &he);
             if (targets[i]->fed_global)
                 u64map_put (targets[i]->fed_index,
                             broker_fed_key (broker_origin_id (
@@ -997,7 +874,7 @@ broker_commit (broker_t *self)
         for (size_t i = 0; i < self->ndirty; i++) {
             queue_t *q = self->dirty[i];
             if (q && q->opts.overflow == PROTO_OVERFLOW_DROP_HEAD)
-                s_drop_head (self, q);
+                broker_drop_head (self, q);
         }
     return rc;
 }
@@ -1010,14 +887,14 @@ s_dead_letter (broker_t *self, queue_t *queue, const qentry_t *entry,
                const char *reason)
 {
     if (!queue->dlx) {
-        s_settle (self, queue, entry);
+        broker_settle (self, queue, entry);
         return;
     }
     store_msg_t rec;
     proto_msg_t *msg = NULL;
     if (store_read (self->store, entry->pos, &rec)) {
         self->stats.corrupt_total++;
-        s_settle (self, queue, entry);
+        broker_settle (self, queue, entry);
         return;
     }
     msg = malloc (sizeof *msg);
@@ -1025,7 +902,7 @@ s_dead_letter (broker_t *self, queue_t *queue, const qentry_t *entry,
     if (!msg || proto_msg_decode (rec.env, rec.env_len, msg, &error)) {
         fedq_warn ("queue=%s cannot dead-letter a message: %s", queue->name,
                    error ? error : "out of memory");
-        s_settle (self, queue, entry);
+        broker_settle (self, queue, entry);
         free (msg);
         return;
     }
@@ -1039,7 +916,7 @@ s_dead_letter (broker_t *self, queue_t *queue, const qentry_t *entry,
             targets[kept++] = targets[i];
     n = kept;
     if (n == 0) {
-        s_settle (self, queue, entry);
+        broker_settle (self, queue, entry);
         free (msg);
         return;
     }
@@ -1071,18 +948,18 @@ s_dead_letter (broker_t *self, queue_t *queue, const qentry_t *entry,
     out.env_len = (uint32_t) self->env.size;
     store_pos_t pos;
     if (store_append_msg (self->store, &out, &pos)) {
-        s_settle (self, queue, entry);
+        broker_settle (self, queue, entry);
         free (msg);
         return;
     }
     int64_t now = fedq_wall_ms ();
     for (size_t i = 0; i < n; i++) {
         qentry_t e = {.pos = pos,
-                      .expires_at = s_expiry (targets[i], 0, now),
+                      .expires_at = broker_expiry (targets[i], 0, now),
                       .enqueued_at = now,
                       .size = entry->size,
                       .priority = entry->priority};
-        s_stage (self, targets[i], &e);
+        broker_stage (self, targets[i], &e);
     }
     queue->dead_lettered_total++;
     self->stats.dead_lettered_total++;
@@ -1199,7 +1076,7 @@ s_dispatch_queue (broker_t *self, queue_t *queue, int64_t now)
         store_msg_t rec;
         if (store_read (self->store, entry.pos, &rec)) {
             self->stats.corrupt_total++;
-            s_settle (self, queue, &entry);
+            broker_settle (self, queue, &entry);
             continue;
         }
         entry.deliveries++;
@@ -1213,7 +1090,7 @@ s_dispatch_queue (broker_t *self, queue_t *queue, int64_t now)
         queue->delivered_total++;
         self->stats.delivered_total++;
         if (consumer->no_ack) {
-            s_settle (self, queue, &entry);
+            broker_settle (self, queue, &entry);
             queue->acked_total++;
         }
         else {
@@ -1257,14 +1134,14 @@ broker_get (broker_t *self, queue_t *queue, bool no_ack, qentry_t *entry,
         }
         if (store_read (self->store, entry->pos, msg)) {
             self->stats.corrupt_total++;
-            s_settle (self, queue, entry);
+            broker_settle (self, queue, entry);
             continue;
         }
         entry->deliveries++;
         queue->delivered_total++;
         self->stats.delivered_total++;
         if (no_ack) {
-            s_settle (self, queue, entry);
+            broker_settle (self, queue, entry);
             queue->acked_total++;
         }
         else {
@@ -1282,14 +1159,14 @@ broker_get (broker_t *self, queue_t *queue, bool no_ack, qentry_t *entry,
 static queue_t *
 s_holder_queue (broker_t *self, uint64_t qid, const qentry_t *entry)
 {
-    queue_t *queue = s_queue_by_qid (self, qid);
+    queue_t *queue = broker_queue_by_qid (self, qid);
     if (queue) {
         queue->unacked_count--;
         queue->unacked_bytes -= entry->size;
     }
     else {
         queue_t gone = {.qid = qid};
-        s_settle (self, &gone, entry);
+        broker_settle (self, &gone, entry);
     }
     return queue;
 }
@@ -1302,9 +1179,9 @@ broker_ack (broker_t *self, uint64_t qid, const qentry_t *entry)
         return;
     queue_skip_take (queue, entry->pos);
     if (queue->fed_global && queue->fed_history)
-        s_fed_tombstone (self, queue, entry);
+        broker_fed_tombstone (self, queue, entry);
     else
-        s_settle (self, queue, entry);
+        broker_settle (self, queue, entry);
     queue->acked_total++;
     self->stats.acked_total++;
 }
@@ -1448,338 +1325,3 @@ broker_tick (broker_t *self)
 }
 
 
-//  --------------------------------------------------------------------
-//  Federated queues: events, tombstones, history (federation/ drives the
-//  links; the data lives here so one record holds each event).
-
-static proto_msg_t s_fed_msg;   //  scratch; the broker is single-threaded
-
-fedq_rc_t
-broker_fed_enable (broker_t *self, queue_t *queue, bool global)
-{
-    char name[PROTO_MAX_NAME + 8];
-    snprintf (name, sizeof name, "~fed.%s", queue->name);
-    queue_t *h = zhashx_lookup (self->queues, name);
-    if (!h) {
-        proto_qopts_t opts = {.durable = true};
-        fedq_rc_t rc = broker_declare_queue (self, name, &opts, true, false,
-                                             &h);
-        if (rc)
-            return rc;
-    }
-    free (h->owner);
-    h->owner = strdup ("~federation");
-    h->fed_is_history = true;
-    queue->fed_history = h;
-    free (queue->fed_prefix);
-    char prefix[PROTO_MAX_NAME + 4];
-    snprintf (prefix, sizeof prefix, "f/%s/", queue->name);
-    queue->fed_prefix = strdup (prefix);
-    h->fed_prefix = strdup (prefix);
-    queue->fed_global = global;
-    if (!global || queue->fed_index)
-        return FEDQ_OK;
-    //  Rebuild the index of live messages by event id, then replay the
-    //  tombstones still in the history over it.
-    queue->fed_index = calloc (1, sizeof (u64map_t));
-    queue->fed_tombs = calloc (1, sizeof (u64map_t));
-    for (int p = 0; p <= 9; p++) {
-        qring_t *ring = &queue->ready[p];
-        for (size_t i = 0; i < ring->count; i++) {
-            const qentry_t *e = &ring->items[(ring->head + i) & (ring->cap - 1)];
-            store_msg_t rec;
-            fedq_str_t origin;
-            uint64_t seq;
-            if (store_read (self->store, e->pos, &rec) == FEDQ_OK
-                && broker_fed_id (queue, &rec, &origin, &seq))
-                u64map_put (queue->fed_index,
-                            broker_fed_key (broker_origin_id (self, origin),
-                                            seq),
-                            e->pos);
-        }
-    }
-    qring_t *ring = &h->ready[0];
-    for (size_t i = 0; i < ring->count; i++) {
-        const qentry_t *e = &ring->items[(ring->head + i) & (ring->cap - 1)];
-        store_msg_t rec;
-        uint64_t key, target;
-        if (store_read (self->store, e->pos, &rec) == FEDQ_OK
-            && s_tomb_target (self, &rec, &key)) {
-            if (u64map_get (queue->fed_index, key, &target)) {
-                u64map_del (queue->fed_index, key);
-                queue_skip_add (queue, target);
-            }
-            else
-                u64map_put (queue->fed_tombs, key, 1);
-        }
-    }
-    return FEDQ_OK;
-}
-
-//  An ack on a global federated queue: the message leaves every member.
-static void
-s_fed_tombstone (broker_t *self, queue_t *q, const qentry_t *entry)
-{
-    store_msg_t rec;
-    fedq_str_t origin;
-    uint64_t seq;
-    if (store_read (self->store, entry->pos, &rec)
-        || !broker_fed_id (q, &rec, &origin, &seq)) {
-        s_settle (self, q, entry);
-        return;
-    }
-    u64map_del (q->fed_index,
-                broker_fed_key (broker_origin_id (self, origin), seq));
-    char mid[PROTO_MAX_NAME + 1];
-    snprintf (mid, sizeof mid, FED_TOMB_PREFIX "%.*s:%" PRIu64,
-              (int) origin.len, origin.ptr, seq);
-    uint64_t tseq = ++self->seq;
-    int64_t now = fedq_wall_ms ();
-    char fed_key[2 * PROTO_MAX_NAME + 4], own_key[PROTO_MAX_NAME + 3];
-    snprintf (fed_key, sizeof fed_key, "%s%s", q->fed_prefix, self->node_id);
-    snprintf (own_key, sizeof own_key, "o/%s", self->node_id);
-    store_mark_t marks[2] = {{fedq_str_of (fed_key), tseq},
-                             {fedq_str_of (own_key), tseq}};
-    store_settle_t settle = {q->qid, entry->pos};
-    memset (&s_fed_msg, 0, sizeof s_fed_msg);
-    s_fed_msg.origin = fedq_str_of (self->node_id);
-    s_fed_msg.seq = tseq;
-    s_fed_msg.message_id = fedq_str_of (mid);
-    s_fed_msg.published_at = now;
-    self->env.size = 0;
-    proto_msg_encode (&s_fed_msg, &self->env);
-    store_msg_t out = {.origin = fedq_str_of (self->node_id),
-                       .seq = tseq,
-                       .message_id = fedq_str_of (mid),
-                       .published_at = now,
-                       .nqueues = 1,
-                       .qids = &q->fed_history->qid,
-                       .nmarks = 2,
-                       .marks = marks,
-                       .nsettles = 1,
-                       .settles = &settle,
-                       .env = self->env.data,
-                       .env_len = (uint32_t) self->env.size};
-    store_pos_t pos;
-    if (store_append_msg (self->store, &out, &pos)) {
-        s_settle (self, q, entry);
-        return;
-    }
-    qentry_t he = {.pos = pos, .enqueued_at = now};
-    s_stage (self, q->fed_history, &he);
-}
-
-fedq_rc_t
-broker_fed_apply (broker_t *self, queue_t *q, fedq_str_t origin,
-                  uint64_t fseq, const uint8_t *env, uint32_t env_len,
-                  const uint8_t *body, uint32_t body_len,
-                  broker_outcome_t *outcome)
-{
-    *outcome = BROKER_STAGED;
-    queue_t *h = q->fed_history;
-    if (!h || origin.len == 0 || origin.len > PROTO_MAX_NAME)
-        return FEDQ_EINVAL;
-    char fed_key[2 * PROTO_MAX_NAME + 4];
-    snprintf (fed_key, sizeof fed_key, "%s%.*s", q->fed_prefix,
-              (int) origin.len, origin.ptr);
-    //  Each origin's events are applied in order, each once: anything at
-    //  or below the mark arrived before by another path.
-    if (fseq <= store_mark (self->store, fed_key)) {
-        *outcome = BROKER_DUPLICATE;
-        self->stats.duplicates_total++;
-        return FEDQ_OK;
-    }
-    const char *error = NULL;
-    if (proto_msg_decode (env, env_len, &s_fed_msg, &error))
-        return FEDQ_EPROTO;
-    int64_t now = fedq_wall_ms ();
-    store_msg_t probe = {.message_id = s_fed_msg.message_id};
-    uint64_t target_key = 0;
-    bool tomb = s_tomb_target (self, &probe, &target_key);
-    uint64_t key = broker_fed_key (broker_origin_id (self, origin), fseq);
-    bool to_queue = !tomb;
-    if (to_queue && q->fed_global && u64map_del (q->fed_tombs, key))
-        to_queue = false;       //  consumed elsewhere before it got here
-    uint64_t qids[2];
-    uint32_t nq = 0;
-    if (to_queue)
-        qids[nq++] = q->qid;
-    qids[nq++] = h->qid;
-    store_mark_t mark = {fedq_str_of (fed_key), fseq};
-    int64_t expires = s_fed_msg.ttl_ms ? now + (int64_t) s_fed_msg.ttl_ms : 0;
-    store_msg_t rec = {.origin = s_fed_msg.origin,
-                       .seq = s_fed_msg.seq,
-                       .message_id = s_fed_msg.message_id,
-                       .published_at = s_fed_msg.published_at,
-                       .expires_at = expires,
-                       .priority = s_fed_msg.priority > 9 ? 9
-                                                          : s_fed_msg.priority,
-                       .nqueues = nq,
-                       .qids = qids,
-                       .nmarks = 1,
-                       .marks = &mark,
-                       .env = env,
-                       .env_len = env_len,
-                       .body = body,
-                       .body_len = body_len};
-    store_pos_t pos;
-    fedq_rc_t rc = store_append_msg (self->store, &rec, &pos);
-    if (rc)
-        return rc;
-    qentry_t entry = {.pos = pos,
-                      .expires_at = to_queue ? s_expiry (q, expires, now) : 0,
-                      .enqueued_at = now,
-                      .size = body_len,
-                      .priority = rec.priority};
-    if (to_queue) {
-        s_stage (self, q, &entry);
-        q->published_total++;
-        if (q->fed_global)
-            u64map_put (q->fed_index, key, pos);
-        if (q->opts.overflow == PROTO_OVERFLOW_DROP_HEAD)
-            s_drop_head (self, q);
-    }
-    entry.expires_at = 0;
-    s_stage (self, h, &entry);
-    if (tomb && q->fed_global) {
-        uint64_t target;
-        if (u64map_get (q->fed_index, target_key, &target)) {
-            u64map_del (q->fed_index, target_key);
-            queue_skip_add (q, target);
-        }
-        else
-            u64map_put (q->fed_tombs, target_key, 1);
-    }
-    return FEDQ_OK;
-}
-
-//  Drop the n oldest events of a history queue (every peer has them).
-void
-broker_fed_compact (broker_t *self, queue_t *h, uint64_t n)
-{
-    qentry_t entry;
-    while (n-- && queue_pop (h, &entry)) {
-        s_settle (self, h, &entry);
-        h->compacted++;
-    }
-}
-
-//  --------------------------------------------------------------------
-//  Marked settlements (shovel links)
-
-fedq_rc_t
-broker_ack_marked (broker_t *self, uint64_t qid, const qentry_t *entries,
-                   size_t n, const char *key, uint64_t value)
-{
-    queue_t *queue = s_queue_by_qid (self, qid);
-    store_settle_t settles[STORE_MAX_SETTLES];
-    store_mark_t mark = {fedq_str_of (key), value};
-    size_t done = 0;
-    while (done < n) {
-        size_t chunk = n - done;
-        if (chunk > STORE_MAX_SETTLES)
-            chunk = STORE_MAX_SETTLES;
-        for (size_t i = 0; i < chunk; i++) {
-            settles[i].qid = qid;
-            settles[i].pos = entries[done + i].pos;
-            if (queue) {
-                queue->unacked_count--;
-                queue->unacked_bytes -= entries[done + i].size;
-                queue->acked_total++;
-            }
-        }
-        //  Every chunk carries the mark: the last chunk's value is the
-        //  one that counts, and earlier ones never pass it.
-        fedq_rc_t rc = store_append_settles_marks (self->store, settles,
-                                                   chunk, &mark, 1);
-        if (rc)
-            return rc;
-        done += chunk;
-    }
-    self->stats.acked_total += n;
-    return FEDQ_OK;
-}
-
-fedq_rc_t
-broker_dead_letter_marked (broker_t *self, uint64_t qid,
-                           const qentry_t *entry, const char *dlq,
-                           const char *reason, const char *key, uint64_t value)
-{
-    queue_t *queue = s_queue_by_qid (self, qid);
-    queue_t *target = zhashx_lookup (self->queues, dlq);
-    if (!target) {
-        proto_qopts_t opts = {.durable = true};
-        fedq_rc_t rc = broker_declare_queue (self, dlq, &opts, false, false,
-                                             &target);
-        if (rc)
-            return rc;
-    }
-    store_msg_t rec;
-    fedq_rc_t rc = store_read (self->store, entry->pos, &rec);
-    if (rc) {
-        self->stats.corrupt_total++;
-        return rc;
-    }
-    proto_msg_t *msg = malloc (sizeof *msg);
-    const char *error = NULL;
-    if (!msg)
-        return FEDQ_ENOMEM;
-    if (proto_msg_decode (rec.env, rec.env_len, msg, &error)) {
-        free (msg);
-        return FEDQ_EPROTO;
-    }
-    if (msg->nheaders + 2 <= PROTO_MAX_HEADERS) {
-        msg->headers[msg->nheaders].key = fedq_str_of ("x-death-reason");
-        msg->headers[msg->nheaders++].value = fedq_str_of (reason);
-        msg->headers[msg->nheaders].key = fedq_str_of ("x-death-queue");
-        msg->headers[msg->nheaders++].value
-          = fedq_str_of (queue ? queue->name : "");
-    }
-    msg->redelivered = false;
-    self->env.size = 0;
-    proto_msg_encode (msg, &self->env);
-    free (msg);
-    store_settle_t settle = {qid, entry->pos};
-    store_mark_t mark = {fedq_str_of (key), value};
-    store_msg_t out = rec;
-    out.expires_at = 0;
-    out.nqueues = 1;
-    out.qids = &target->qid;
-    out.nmarks = 1;
-    out.marks = &mark;
-    out.nsettles = 1;
-    out.settles = &settle;
-    out.env = self->env.data;
-    out.env_len = (uint32_t) self->env.size;
-    store_pos_t pos;
-    rc = store_append_msg (self->store, &out, &pos);
-    if (rc)
-        return rc;
-    self->need_durable = true;
-    if (queue) {
-        queue->unacked_count--;
-        queue->unacked_bytes -= entry->size;
-        queue->dead_lettered_total++;
-    }
-    qentry_t e = {.pos = pos,
-                  .enqueued_at = fedq_wall_ms (),
-                  .size = entry->size,
-                  .priority = entry->priority};
-    s_stage (self, target, &e);
-    self->stats.dead_lettered_total++;
-    return FEDQ_OK;
-}
-
-fedq_rc_t
-broker_set_mark (broker_t *self, const char *key, uint64_t value)
-{
-    store_mark_t mark = {fedq_str_of (key), value};
-    self->need_durable = true;
-    return store_append_marks (self->store, &mark, 1);
-}
-
-uint64_t
-broker_mark (broker_t *self, const char *key)
-{
-    return store_mark (self->store, key);
-}
