@@ -13,7 +13,6 @@
 
 #define FED_WINDOW 20000        //  events in flight per stream
 #define FED_HEARTBEAT_MS 1000
-#define FED_HELLO_RETRY_MS 20   //  while the connection is not up yet
 #define FED_MIN_BACKOFF_MS 200
 #define FED_MAX_BACKOFF_MS 10000
 
@@ -78,8 +77,7 @@ typedef struct {
     char *endpoint;
     char *server_key;           //  the peer's NAME.pub (CURVE), or NULL
     void *sock;
-    bool hello_due;             //  FED_HELLO not sent yet (no connection)
-    int64_t hello_at;           //  mono ms of the last try
+    bool hello_due;             //  FED_HELLO not sent yet (no answer yet)
     uint64_t epoch;
     s_link_state_t state;
     fed_stream_t *stream;       //  once the peer answered
@@ -450,16 +448,20 @@ s_link_send (void *ctx, const proto_frame_t *frame, const uint8_t *env,
     return FEDQ_OK;
 }
 
-//  Send FED_HELLO with this node's vector as it is now. The socket queues
-//  nothing before its connection is up (ZMQ_IMMEDIATE): a FED_HELLO
-//  queued while the peer is down would arrive with a stale vector, and
-//  the peer, taking it as the truth, would forget what it learned since
-//  and send it all back. s_link_tick retries until it goes.
+//  Send FED_HELLO with this node's vector as it is now. Not at connect:
+//  the socket queues what is sent before its connection is up, and a
+//  FED_HELLO queued while the peer is down would arrive with a stale
+//  vector; the peer, taking it as the truth, would forget what it learned
+//  since and send it all back. So a link first sends a PING, which the
+//  peer answers "unknown session" (ESESSION) as soon as the connection
+//  is up, and says FED_HELLO then (s_link_recv). (ZMQ_IMMEDIATE would do
+//  it without the round trip, but libzmq then drops a connection's pipe
+//  at once when the peer dies, and asserts (!_more, fq.cpp) when that
+//  happens between the frames of a message being read.)
 static void
 s_link_hello (s_link_t *link)
 {
     fed_t *self = link->fed;
-    link->hello_at = fedq_mono_ms ();
     char *vv = s_vv_json (self);
     proto_frame_t f = {.version = PROTO_VERSION,
                        .cmd = PROTO_FED_HELLO,
@@ -478,9 +480,8 @@ s_link_connect (s_link_t *link)
 {
     fed_t *self = link->fed;
     link->sock = zmq_socket (self->zmq_ctx, ZMQ_DEALER);
-    int zero = 0, one = 1, hwm = 100000;
+    int zero = 0, hwm = 100000;
     zmq_setsockopt (link->sock, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt (link->sock, ZMQ_IMMEDIATE, &one, sizeof one);
     zmq_setsockopt (link->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt (link->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
     if (link->server_key
@@ -505,7 +506,8 @@ s_link_connect (s_link_t *link)
     link->last_rx = now;
     link->last_ping = now;
     link->hello_due = true;
-    s_link_hello (link);
+    proto_frame_t ping = {.version = PROTO_VERSION, .cmd = PROTO_PING};
+    s_link_send (link, &ping, NULL, 0, NULL, 0);
 }
 
 static void
@@ -589,6 +591,9 @@ s_link_recv (s_link_t *link)
             == FEDQ_OK) {
             if (f.cmd == PROTO_FED_HELLO && f.epoch == link->epoch)
                 s_link_hello_answer (link, &f);
+            else if (f.cmd == PROTO_ERROR && f.code == FEDQ_ESESSION
+                     && link->hello_due)
+                s_link_hello (link);    //  the answer to our first PING
             else if (f.cmd == PROTO_ERROR && f.code == FEDQ_ESESSION)
                 s_link_drop (link, "the peer does not know this connection");
             else if (f.cmd == PROTO_ERROR && f.code == FEDQ_EDENIED) {
@@ -631,8 +636,6 @@ s_link_tick (s_link_t *link, int64_t now)
         s_link_drop (link, why);
         return;
     }
-    if (link->hello_due && now - link->hello_at >= FED_HELLO_RETRY_MS)
-        s_link_hello (link);
     if (now - link->last_ping >= FED_HEARTBEAT_MS) {
         proto_frame_t ping = {.version = PROTO_VERSION, .cmd = PROTO_PING};
         s_link_send (link, &ping, NULL, 0, NULL, 0);
@@ -830,8 +833,6 @@ fed_next_wakeup (fed_t *self)
         s_link_t *link = &self->links[i];
         int64_t w = link->sock ? link->last_ping + FED_HEARTBEAT_MS
                                : link->reconnect_at;
-        if (link->sock && link->hello_due)
-            w = link->hello_at + FED_HELLO_RETRY_MS;
         if (w < next)
             next = w;
     }

@@ -17,8 +17,13 @@
 //  - consume: global: an ack becomes a tombstone event that removes the
 //    message on every member (kept until the message arrives, when the
 //    tombstone came first).
-//  - History is compacted once every directly linked peer acknowledged
-//    it; peers further away are served by their own neighbours.
+//  - Two members may share two connections (each lists the other): one
+//    stream at a time sends to a member, the newest, and what a stream
+//    sent counts as held only once acknowledged (s_member_t in fed.c).
+//  - History is compacted once every member this node knows (its peers,
+//    and members that connected to it since it started) acknowledged
+//    it; peers further away are served by their own neighbours. A member
+//    it does not know is not waited for (docs/operations.md).
 //
 //  Stream state / event / action:
 //  | state        | event              | action                         |

@@ -116,6 +116,7 @@ broker_fed_enable (broker_t *self, queue_t *queue, bool global)
     char prefix[PROTO_MAX_NAME + 4];
     snprintf (prefix, sizeof prefix, "f/%s/", queue->name);
     queue->fed_prefix = strdup (prefix);
+    free (h->fed_prefix);           //  set before when a reload re-enables
     h->fed_prefix = strdup (prefix);
     queue->fed_global = global;
     if (!global || queue->fed_index)

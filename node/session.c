@@ -819,10 +819,18 @@ s_consume (node_t *self, session_t *session, const proto_frame_t *frame)
                                    s_deliver, &consumer);
     if (rc == FEDQ_EDENIED) {
         queue_t *q = broker_queue (self->broker, name);
-        node_send_error (self, session->id, session->idlen, frame->rid, rc,
-                         "queue \"%s\" is the source of shovel \"%s\", its "
-                         "only consumer; consume at the destination instead",
-                         name, q && q->owner ? q->owner : "?");
+        if (q && q->fed_is_history)     //  "~fed.NAME": not a shovel's
+            node_send_error (self, session->id, session->idlen, frame->rid,
+                             rc, "queue \"%s\" is the history of a federated "
+                             "queue, kept for its members to sync from; "
+                             "consume \"%s\" instead",
+                             name, name + strlen ("~fed."));
+        else
+            node_send_error (self, session->id, session->idlen, frame->rid,
+                             rc, "queue \"%s\" is the source of shovel "
+                             "\"%s\", its only consumer; consume at the "
+                             "destination instead",
+                             name, q && q->owner ? q->owner : "?");
         return;
     }
     if (rc) {
@@ -865,6 +873,15 @@ s_get (node_t *self, session_t *session, const proto_frame_t *frame)
     queue_t *queue = broker_queue (self->broker, name);
     if (!queue) {
         s_reply_rc (self, session, frame, FEDQ_ENOTFOUND, "queue", name, 0);
+        return;
+    }
+    if (queue->owner && queue->fed_is_history) {
+        node_send_error (self, session->id, session->idlen, frame->rid,
+                         FEDQ_EDENIED,
+                         "queue \"%s\" is the history of a federated queue, "
+                         "kept for its members to sync from; get from \"%s\" "
+                         "instead",
+                         name, name + strlen ("~fed."));
         return;
     }
     if (queue->owner) {

@@ -40,7 +40,7 @@ fp_now_us (void)
 {
     struct timespec ts;
     clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 void
@@ -52,8 +52,8 @@ fp_log (fp_proxy_t *self, const char *fmt, ...)
     localtime_r (&ts.tv_sec, &tm);
     char when[32];
     strftime (when, sizeof when, "%H:%M:%S", &tm);
-    fprintf (stderr, "%s.%03ld fault_proxy[%u]: ", when,
-             ts.tv_nsec / 1000000L, ntohs (self->listen_addr.sin_port));
+    fprintf (stderr, "%s.%03ld fault_proxy[%u]: ", when, ts.tv_nsec / 1000000L,
+             ntohs (self->listen_addr.sin_port));
     va_list ap;
     va_start (ap, fmt);
     vfprintf (stderr, fmt, ap);
@@ -69,7 +69,7 @@ fp_parse_addr (const char *text, struct sockaddr_in *addr)
     if (!colon || colon == text || colon - text >= 64)
         return -1;
     char host[64];
-    memcpy (host, text, (size_t) (colon - text));
+    memcpy (host, text, (size_t)(colon - text));
     host[colon - text] = 0;
     char *end = NULL;
     errno = 0;
@@ -78,7 +78,7 @@ fp_parse_addr (const char *text, struct sockaddr_in *addr)
         return -1;
     memset (addr, 0, sizeof *addr);
     addr->sin_family = AF_INET;
-    addr->sin_port = htons ((uint16_t) port);
+    addr->sin_port = htons ((uint16_t)port);
     if (strcmp (host, "localhost") == 0)
         strcpy (host, "127.0.0.1");
     if (inet_pton (AF_INET, host, &addr->sin_addr) != 1)
@@ -98,8 +98,8 @@ s_listen_on (struct sockaddr_in *addr, const char *what)
     }
     int one = 1;
     setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind (fd, (struct sockaddr *) addr, sizeof *addr) < 0
-        || listen (fd, 1024) < 0) {
+    if (bind (fd, (struct sockaddr *)addr, sizeof *addr) < 0 ||
+        listen (fd, 1024) < 0) {
         char text[INET_ADDRSTRLEN];
         inet_ntop (AF_INET, &addr->sin_addr, text, sizeof text);
         fprintf (stderr, "fault_proxy: cannot listen on %s:%u for %s: %s\n",
@@ -108,7 +108,7 @@ s_listen_on (struct sockaddr_in *addr, const char *what)
         return -1;
     }
     socklen_t len = sizeof *addr;
-    getsockname (fd, (struct sockaddr *) addr, &len);
+    getsockname (fd, (struct sockaddr *)addr, &len);
     return fd;
 }
 
@@ -178,8 +178,7 @@ s_loop (fp_proxy_t *self)
     sigemptyset (&none);
     while (!self->stop && !s_signalled) {
         int timeout = fp_conn_timeout_ms (self);
-        int n = epoll_pwait (self->epfd, events, FP_MAX_EVENTS, timeout,
-                             &none);
+        int n = epoll_pwait (self->epfd, events, FP_MAX_EVENTS, timeout, &none);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -224,7 +223,7 @@ main (int argc, char **argv)
     fp_proxy_t self;
     memset (&self, 0, sizeof self);
     self.buffer = FP_DEFAULT_BUFFER;
-    self.rng = (uint64_t) fp_now_us () | 1;
+    self.rng = (uint64_t)fp_now_us () | 1;
     const char *listen_s = NULL, *target_s = NULL;
     const char *control_s = "127.0.0.1:0", *ports_file = NULL;
     for (int i = 1; i < argc; i++) {
@@ -255,13 +254,14 @@ main (int argc, char **argv)
             char *end = NULL;
             unsigned long long v = strtoull (val, &end, 10);
             if (!end || *end || v < 4096 || v > (1ull << 32)) {
-                fprintf (stderr, "fault_proxy: --buffer wants 4096 to 4G "
-                         "bytes, got \"%s\"\n", val);
+                fprintf (stderr,
+                         "fault_proxy: --buffer wants 4096 to 4G "
+                         "bytes, got \"%s\"\n",
+                         val);
                 return 2;
             }
-            self.buffer = (size_t) v;
-        }
-        else {
+            self.buffer = (size_t)v;
+        } else {
             fprintf (stderr, "fault_proxy: unknown option \"%s\"\n", opt);
             s_usage (stderr);
             return 2;
@@ -271,10 +271,11 @@ main (int argc, char **argv)
         s_usage (stderr);
         return 2;
     }
-    if (fp_parse_addr (listen_s, &self.listen_addr)
-        || fp_parse_addr (target_s, &self.target_addr)
-        || fp_parse_addr (control_s, &self.control_addr)) {
-        fprintf (stderr, "fault_proxy: addresses are IPv4 HOST:PORT "
+    if (fp_parse_addr (listen_s, &self.listen_addr) ||
+        fp_parse_addr (target_s, &self.target_addr) ||
+        fp_parse_addr (control_s, &self.control_addr)) {
+        fprintf (stderr,
+                 "fault_proxy: addresses are IPv4 HOST:PORT "
                  "(listen \"%s\", target \"%s\", control \"%s\")\n",
                  listen_s, target_s, control_s);
         return 2;
@@ -294,8 +295,8 @@ main (int argc, char **argv)
     sigprocmask (SIG_BLOCK, &block, NULL);
     //  Many connections: two descriptors each.
     struct rlimit nofile;
-    if (getrlimit (RLIMIT_NOFILE, &nofile) == 0
-        && nofile.rlim_cur < nofile.rlim_max) {
+    if (getrlimit (RLIMIT_NOFILE, &nofile) == 0 &&
+        nofile.rlim_cur < nofile.rlim_max) {
         nofile.rlim_cur = nofile.rlim_max;
         setrlimit (RLIMIT_NOFILE, &nofile);
     }
@@ -311,7 +312,7 @@ main (int argc, char **argv)
     printf ("fault_proxy: listen %s:%u target %s:%u control %s:%u pid %d\n",
             listen_t, ntohs (self.listen_addr.sin_port), target_t,
             ntohs (self.target_addr.sin_port), control_t,
-            ntohs (self.control_addr.sin_port), (int) getpid ());
+            ntohs (self.control_addr.sin_port), (int)getpid ());
     fflush (stdout);
     if (ports_file && s_write_ports_file (ports_file, &self) != 0) {
         fprintf (stderr, "fault_proxy: cannot write %s: %s\n", ports_file,
@@ -319,11 +320,13 @@ main (int argc, char **argv)
         return 1;
     }
     s_loop (&self);
-    fp_log (&self, "stopping (%s): %llu connections accepted, %llu bytes "
-            "up, %llu down", s_signalled ? "signal" : "quit",
-            (unsigned long long) self.accepted_total,
-            (unsigned long long) self.bytes_total[FP_UP],
-            (unsigned long long) self.bytes_total[FP_DOWN]);
+    fp_log (&self,
+            "stopping (%s): %llu connections accepted, %llu bytes "
+            "up, %llu down",
+            s_signalled ? "signal" : "quit",
+            (unsigned long long)self.accepted_total,
+            (unsigned long long)self.bytes_total[FP_UP],
+            (unsigned long long)self.bytes_total[FP_DOWN]);
     fp_conn_close_all (&self);
     for (fp_ctl_t *ctl = self.ctls; ctl; ctl = ctl->next)
         ctl->dead = true;

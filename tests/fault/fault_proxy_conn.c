@@ -12,17 +12,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define FP_READS_PER_TURN 16    //  fairness between connections
-#define FP_MIN_BURST 4096       //  token bucket depth at low rates
-#define FP_COALESCE_US 1000     //  reads this close share a chunk
+#define FP_READS_PER_TURN 16 //  fairness between connections
+#define FP_MIN_BURST 4096    //  token bucket depth at low rates
+#define FP_COALESCE_US 1000  //  reads this close share a chunk
 
 static void
 s_set_events (fp_proxy_t *self, fp_conn_t *conn, int side, uint32_t events)
 {
     if (conn->fd[side] < 0 || conn->events[side] == events)
         return;
-    struct epoll_event ev = {.events = events,
-                             .data.ptr = &conn->tag[side]};
+    struct epoll_event ev = {.events = events, .data.ptr = &conn->tag[side]};
     epoll_ctl (self->epfd, EPOLL_CTL_MOD, conn->fd[side], &ev);
     conn->events[side] = events;
 }
@@ -32,8 +31,7 @@ s_add_fd (fp_proxy_t *self, fp_conn_t *conn, int side, uint32_t events)
 {
     conn->tag[side] = (fp_tag_t){FP_TAG_CONN, side, conn};
     conn->events[side] = events;
-    struct epoll_event ev = {.events = events,
-                             .data.ptr = &conn->tag[side]};
+    struct epoll_event ev = {.events = events, .data.ptr = &conn->tag[side]};
     return epoll_ctl (self->epfd, EPOLL_CTL_ADD, conn->fd[side], &ev);
 }
 
@@ -46,15 +44,14 @@ s_update (fp_proxy_t *self, fp_conn_t *conn)
     for (int side = 0; side < 2; side++) {
         uint32_t ev = 0;
         if (conn->state == FP_OPEN) {
-            fp_dir_t *in = &conn->dir[side];        //  reads this socket
-            fp_dir_t *out = &conn->dir[1 - side];   //  writes this socket
-            if (!self->fault[side].blackhole && !in->eof
-                && in->queued < self->buffer)
+            fp_dir_t *in = &conn->dir[side];      //  reads this socket
+            fp_dir_t *out = &conn->dir[1 - side]; //  writes this socket
+            if (!self->fault[side].blackhole && !in->eof &&
+                in->queued < self->buffer)
                 ev |= EPOLLIN;
             if (out->write_blocked)
                 ev |= EPOLLOUT;
-        }
-        else if (conn->state == FP_CONNECTING && side == 1)
+        } else if (conn->state == FP_CONNECTING && side == 1)
             ev = EPOLLOUT;
         s_set_events (self, conn, side, ev);
     }
@@ -84,8 +81,7 @@ s_close (fp_proxy_t *self, fp_conn_t *conn, bool abort)
             continue;
         if (abort) {
             struct linger lg = {.l_onoff = 1, .l_linger = 0};
-            setsockopt (conn->fd[side], SOL_SOCKET, SO_LINGER, &lg,
-                        sizeof lg);
+            setsockopt (conn->fd[side], SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
         }
         epoll_ctl (self->epfd, EPOLL_CTL_DEL, conn->fd[side], NULL);
         close (conn->fd[side]);
@@ -107,7 +103,7 @@ s_close (fp_proxy_t *self, fp_conn_t *conn, bool abort)
     self->dead = conn;
     self->nconns--;
     if (self->verbose)
-        fp_log (self, "connection %llu %s", (unsigned long long) conn->id,
+        fp_log (self, "connection %llu %s", (unsigned long long)conn->id,
                 abort ? "reset" : "closed");
 }
 
@@ -147,9 +143,9 @@ s_due (fp_proxy_t *self, fp_dir_t *dir, int d, int64_t now)
     fp_fault_t *f = &self->fault[d];
     int64_t due = now + f->delay_us;
     if (f->jitter_us > 0)
-        due += (int64_t) (s_rand (self) % (uint64_t) (f->jitter_us + 1));
+        due += (int64_t)(s_rand (self) % (uint64_t)(f->jitter_us + 1));
     if (due < dir->last_due)
-        due = dir->last_due;    //  never ahead of the bytes before
+        due = dir->last_due; //  never ahead of the bytes before
     dir->last_due = due;
     return due;
 }
@@ -157,10 +153,10 @@ s_due (fp_proxy_t *self, fp_dir_t *dir, int d, int64_t now)
 static void
 s_refill (fp_fault_t *f, int64_t now)
 {
-    double burst = (double) f->rate / 50.0;
+    double burst = (double)f->rate / 50.0;
     if (burst < FP_MIN_BURST)
         burst = FP_MIN_BURST;
-    f->tokens += (double) (now - f->tokens_at) * (double) f->rate / 1e6;
+    f->tokens += (double)(now - f->tokens_at) * (double)f->rate / 1e6;
     if (f->tokens > burst)
         f->tokens = burst;
     f->tokens_at = now;
@@ -174,17 +170,16 @@ s_enqueue (fp_proxy_t *self, fp_dir_t *dir, const char *data, size_t len,
     fp_chunk_t *t = dir->tail;
     if (t && t->cap - t->len >= len && due - t->due_us <= FP_COALESCE_US) {
         memcpy (t->data + t->len, data, len);
-        t->len += (uint32_t) len;
-    }
-    else {
+        t->len += (uint32_t)len;
+    } else {
         size_t cap = len < 16384 ? 16384 : len;
         fp_chunk_t *c = malloc (sizeof *c + cap);
         if (!c)
             return -1;
         c->next = NULL;
         c->due_us = due;
-        c->cap = (uint32_t) cap;
-        c->len = (uint32_t) len;
+        c->cap = (uint32_t)cap;
+        c->len = (uint32_t)len;
         c->off = 0;
         memcpy (c->data, data, len);
         if (dir->tail)
@@ -240,28 +235,28 @@ s_write (fp_proxy_t *self, fp_conn_t *conn, int d, int64_t now)
             s_refill (f, now);
             if (f->tokens < 1.0)
                 break;
-            if ((double) n > f->tokens)
-                n = (size_t) f->tokens;
+            if ((double)n > f->tokens)
+                n = (size_t)f->tokens;
         }
         ssize_t w = s_send (dst, c->data + c->off, n);
         if (w < 0) {
             s_close (self, conn, true);
             return;
         }
-        c->off += (uint32_t) w;
-        dir->queued -= (size_t) w;
-        self->queued_total -= (size_t) w;
-        dir->bytes += (uint64_t) w;
-        self->bytes_total[d] += (uint64_t) w;
+        c->off += (uint32_t)w;
+        dir->queued -= (size_t)w;
+        self->queued_total -= (size_t)w;
+        dir->bytes += (uint64_t)w;
+        self->bytes_total[d] += (uint64_t)w;
         if (f->rate)
-            f->tokens -= (double) w;
+            f->tokens -= (double)w;
         if (c->off == c->len) {
             dir->head = c->next;
             if (!dir->head)
                 dir->tail = NULL;
             free (c);
         }
-        if ((size_t) w < n)
+        if ((size_t)w < n)
             dir->write_blocked = true;
     }
     if (!dir->head && dir->eof && !dir->shut) {
@@ -279,8 +274,8 @@ s_read (fp_proxy_t *self, fp_conn_t *conn, int d, int64_t now)
     fp_dir_t *dir = &conn->dir[d];
     fp_fault_t *f = &self->fault[d];
     for (int turn = 0; turn < FP_READS_PER_TURN; turn++) {
-        if (conn->dead || f->blackhole || dir->eof
-            || dir->queued >= self->buffer)
+        if (conn->dead || f->blackhole || dir->eof ||
+            dir->queued >= self->buffer)
             return;
         size_t room = self->buffer - dir->queued;
         if (room > FP_CHUNK_SIZE)
@@ -290,7 +285,7 @@ s_read (fp_proxy_t *self, fp_conn_t *conn, int d, int64_t now)
             if (errno == EINTR)
                 continue;
             if (errno != EAGAIN && errno != EWOULDBLOCK)
-                s_close (self, conn, true);     //  RST: pass it on
+                s_close (self, conn, true); //  RST: pass it on
             return;
         }
         if (n == 0) {
@@ -302,29 +297,28 @@ s_read (fp_proxy_t *self, fp_conn_t *conn, int d, int64_t now)
         size_t sent = 0;
         //  Fast path: nothing held, nothing delayed, no limit.
         if (!dir->head && due <= now && !f->rate && !dir->write_blocked) {
-            ssize_t w = s_send (conn->fd[1 - d], self->scratch, (size_t) n);
+            ssize_t w = s_send (conn->fd[1 - d], self->scratch, (size_t)n);
             if (w < 0) {
                 s_close (self, conn, true);
                 return;
             }
-            sent = (size_t) w;
+            sent = (size_t)w;
             dir->bytes += sent;
             self->bytes_total[d] += sent;
-            if (sent < (size_t) n)
+            if (sent < (size_t)n)
                 dir->write_blocked = true;
         }
-        if (sent < (size_t) n
-            && s_enqueue (self, dir, self->scratch + sent, (size_t) n - sent,
-                          due) != 0) {
+        if (sent < (size_t)n && s_enqueue (self, dir, self->scratch + sent,
+                                           (size_t)n - sent, due) != 0) {
             fp_log (self, "out of memory: resetting connection %llu",
-                    (unsigned long long) conn->id);
+                    (unsigned long long)conn->id);
             s_close (self, conn, true);
             return;
         }
         if (dir->head)
             s_write (self, conn, d, now);
-        if ((size_t) n < room)
-            return;             //  drained the socket
+        if ((size_t)n < room)
+            return; //  drained the socket
     }
 }
 
@@ -340,14 +334,14 @@ fp_conn_connect (fp_proxy_t *self, fp_conn_t *conn)
 {
     int fd = socket (AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        fp_log (self, "socket: %s; resetting connection %llu",
-                strerror (errno), (unsigned long long) conn->id);
+        fp_log (self, "socket: %s; resetting connection %llu", strerror (errno),
+                (unsigned long long)conn->id);
         s_close (self, conn, true);
         return;
     }
     s_set_nodelay (fd);
     conn->fd[1] = fd;
-    int rc = connect (fd, (struct sockaddr *) &self->target_addr,
+    int rc = connect (fd, (struct sockaddr *)&self->target_addr,
                       sizeof self->target_addr);
     if (rc < 0 && errno != EINPROGRESS) {
         if (self->verbose)
@@ -367,13 +361,12 @@ void
 fp_conn_accept (fp_proxy_t *self)
 {
     for (int i = 0; i < 64; i++) {
-        int fd = accept4 (self->listen_fd, NULL, NULL,
-                          SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd =
+            accept4 (self->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE) {
                 //  Level-triggered: stop listening until a close.
-                fp_log (self, "accept: %s; pausing accepts",
-                        strerror (errno));
+                fp_log (self, "accept: %s; pausing accepts", strerror (errno));
                 struct epoll_event ev = {.events = 0,
                                          .data.ptr = &self->listen_tag};
                 epoll_ctl (self->epfd, EPOLL_CTL_MOD, self->listen_fd, &ev);
@@ -409,9 +402,10 @@ fp_conn_accept (fp_proxy_t *self)
         }
         if (self->verbose)
             fp_log (self, "connection %llu accepted%s",
-                    (unsigned long long) conn->id,
+                    (unsigned long long)conn->id,
                     self->fault[0].blackhole || self->fault[1].blackhole
-                        ? " and held (blackhole)" : "");
+                        ? " and held (blackhole)"
+                        : "");
         if (!self->fault[FP_UP].blackhole && !self->fault[FP_DOWN].blackhole)
             fp_conn_connect (self, conn);
     }
@@ -503,10 +497,10 @@ fp_conn_timeout_ms (fp_proxy_t *self)
                 size_t want = dir->head->len - dir->head->off;
                 if (want > 1460)
                     want = 1460;
-                if (f->tokens < (double) want) {
-                    int64_t refill = now + (int64_t) (((double) want
-                                                       - f->tokens)
-                                                      * 1e6 / (double) f->rate);
+                if (f->tokens < (double)want) {
+                    int64_t refill =
+                        now + (int64_t)(((double)want - f->tokens) * 1e6 /
+                                        (double)f->rate);
                     if (refill > at)
                         at = refill;
                 }
@@ -520,7 +514,7 @@ fp_conn_timeout_ms (fp_proxy_t *self)
     if (wake <= now)
         return 0;
     int64_t ms = (wake - now + 999) / 1000;
-    return ms > 60000 ? 60000 : (int) ms;
+    return ms > 60000 ? 60000 : (int)ms;
 }
 
 void
@@ -532,7 +526,7 @@ fp_conn_reset_all (fp_proxy_t *self)
         n++;
     }
     self->resets_total += n;
-    fp_log (self, "reset %llu connections", (unsigned long long) n);
+    fp_log (self, "reset %llu connections", (unsigned long long)n);
 }
 
 void

@@ -36,13 +36,11 @@ s_reply (fp_ctl_t *ctl, const char *text)
         ssize_t n = send (ctl->fd, text, len, MSG_NOSIGNAL);
         if (n > 0) {
             text += n;
-            len -= (size_t) n;
-        }
-        else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+            len -= (size_t)n;
+        } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
             ctl->dead = true;
             return;
-        }
-        else {
+        } else {
             struct pollfd p = {ctl->fd, POLLOUT, 0};
             poll (&p, 1, 10);
         }
@@ -79,24 +77,24 @@ static const char *s_dir_names[] = {"up", "down"};
 static void
 s_status (fp_proxy_t *self, char *out, size_t size)
 {
-    size_t used = (size_t) snprintf (
+    size_t used = (size_t)snprintf (
         out, size,
         "ok conns=%zu accepted=%llu resets=%llu refused=%llu queued=%zu "
         "reject=%s",
-        self->nconns, (unsigned long long) self->accepted_total,
-        (unsigned long long) self->resets_total,
-        (unsigned long long) self->refused_total, self->queued_total,
+        self->nconns, (unsigned long long)self->accepted_total,
+        (unsigned long long)self->resets_total,
+        (unsigned long long)self->refused_total, self->queued_total,
         self->reject ? "on" : "off");
     for (int d = 0; d < 2 && used < size; d++) {
         fp_fault_t *f = &self->fault[d];
-        used += (size_t) snprintf (
+        used += (size_t)snprintf (
             out + used, size - used,
             " %s_bytes=%llu %s_delay_ms=%lld %s_jitter_ms=%lld "
             "%s_rate=%llu %s_blackhole=%s",
-            s_dir_names[d], (unsigned long long) self->bytes_total[d],
-            s_dir_names[d], (long long) (f->delay_us / 1000), s_dir_names[d],
-            (long long) (f->jitter_us / 1000), s_dir_names[d],
-            (unsigned long long) f->rate, s_dir_names[d],
+            s_dir_names[d], (unsigned long long)self->bytes_total[d],
+            s_dir_names[d], (long long)(f->delay_us / 1000), s_dir_names[d],
+            (long long)(f->jitter_us / 1000), s_dir_names[d],
+            (unsigned long long)f->rate, s_dir_names[d],
             f->blackhole ? "on" : "off");
     }
     if (used < size - 1)
@@ -110,8 +108,8 @@ s_execute (fp_proxy_t *self, char *line, char *out, size_t size)
     char *argv[FP_CTL_MAX_ARGS];
     int argc = 0;
     char *save = NULL;
-    for (char *w = strtok_r (line, " \t\r", &save);
-         w && argc < FP_CTL_MAX_ARGS; w = strtok_r (NULL, " \t\r", &save))
+    for (char *w = strtok_r (line, " \t\r", &save); w && argc < FP_CTL_MAX_ARGS;
+         w = strtok_r (NULL, " \t\r", &save))
         argv[argc++] = w;
     if (argc == 0) {
         snprintf (out, size, "err empty command\n");
@@ -121,24 +119,25 @@ s_execute (fp_proxy_t *self, char *line, char *out, size_t size)
     uint64_t v = 0, jitter = 0;
     int dirs = argc >= 2 ? s_dirs (argv[1]) : 0;
     if (strcmp (cmd, "delay") == 0) {
-        if (argc < 3 || argc > 4 || !dirs
-            || s_number (argv[2], 3600000, &v) != 0
-            || (argc == 4 && s_number (argv[3], 3600000, &jitter) != 0)) {
-            snprintf (out, size, "err usage: delay up|down|both MS "
+        if (argc < 3 || argc > 4 || !dirs ||
+            s_number (argv[2], 3600000, &v) != 0 ||
+            (argc == 4 && s_number (argv[3], 3600000, &jitter) != 0)) {
+            snprintf (out, size,
+                      "err usage: delay up|down|both MS "
                       "[JITTER_MS]\n");
             return;
         }
         for (int d = 0; d < 2; d++)
             if (dirs & (1 << d)) {
-                self->fault[d].delay_us = (int64_t) v * 1000;
-                self->fault[d].jitter_us = (int64_t) jitter * 1000;
+                self->fault[d].delay_us = (int64_t)v * 1000;
+                self->fault[d].jitter_us = (int64_t)jitter * 1000;
             }
         fp_log (self, "delay %s %llu ms, jitter %llu ms", argv[1],
-                (unsigned long long) v, (unsigned long long) jitter);
-    }
-    else if (strcmp (cmd, "bandwidth") == 0) {
+                (unsigned long long)v, (unsigned long long)jitter);
+    } else if (strcmp (cmd, "bandwidth") == 0) {
         if (argc != 3 || !dirs || s_number (argv[2], UINT64_MAX / 2, &v)) {
-            snprintf (out, size, "err usage: bandwidth up|down|both "
+            snprintf (out, size,
+                      "err usage: bandwidth up|down|both "
                       "BYTES_PER_S (0 = unlimited)\n");
             return;
         }
@@ -149,9 +148,8 @@ s_execute (fp_proxy_t *self, char *line, char *out, size_t size)
                 self->fault[d].tokens_at = fp_now_us ();
             }
         fp_log (self, "bandwidth %s %llu bytes/s", argv[1],
-                (unsigned long long) v);
-    }
-    else if (strcmp (cmd, "blackhole") == 0) {
+                (unsigned long long)v);
+    } else if (strcmp (cmd, "blackhole") == 0) {
         bool off = argc == 2 && strcmp (argv[1], "off") == 0;
         if (argc != 2 || (!dirs && !off)) {
             snprintf (out, size, "err usage: blackhole up|down|both|off\n");
@@ -162,17 +160,15 @@ s_execute (fp_proxy_t *self, char *line, char *out, size_t size)
                 self->fault[d].blackhole = !off;
         fp_log (self, "blackhole %s", argv[1]);
         fp_conn_release_held (self);
-    }
-    else if (strcmp (cmd, "reject") == 0) {
-        if (argc != 2
-            || (strcmp (argv[1], "on") != 0 && strcmp (argv[1], "off") != 0)) {
+    } else if (strcmp (cmd, "reject") == 0) {
+        if (argc != 2 ||
+            (strcmp (argv[1], "on") != 0 && strcmp (argv[1], "off") != 0)) {
             snprintf (out, size, "err usage: reject on|off\n");
             return;
         }
         self->reject = strcmp (argv[1], "on") == 0;
         fp_log (self, "reject %s", argv[1]);
-    }
-    else if (strcmp (cmd, "reset") == 0 && argc == 1)
+    } else if (strcmp (cmd, "reset") == 0 && argc == 1)
         fp_conn_reset_all (self);
     else if (strcmp (cmd, "heal") == 0 && argc == 1) {
         memset (self->fault, 0, sizeof self->fault);
@@ -180,16 +176,16 @@ s_execute (fp_proxy_t *self, char *line, char *out, size_t size)
         fp_conn_due_now (self);
         fp_conn_release_held (self);
         fp_log (self, "heal");
-    }
-    else if (strcmp (cmd, "status") == 0 && argc == 1) {
+    } else if (strcmp (cmd, "status") == 0 && argc == 1) {
         s_status (self, out, size);
         return;
-    }
-    else if (strcmp (cmd, "quit") == 0 && argc == 1)
+    } else if (strcmp (cmd, "quit") == 0 && argc == 1)
         self->stop = true;
     else {
-        snprintf (out, size, "err unknown command \"%s\" (delay, bandwidth, "
-                  "blackhole, reject, reset, heal, status, quit)\n", cmd);
+        snprintf (out, size,
+                  "err unknown command \"%s\" (delay, bandwidth, "
+                  "blackhole, reject, reset, heal, status, quit)\n",
+                  cmd);
         return;
     }
     snprintf (out, size, "ok\n");
@@ -236,7 +232,7 @@ fp_ctl_event (fp_proxy_t *self, fp_ctl_t *ctl)
         ctl->dead = true;
         return;
     }
-    ctl->used += (size_t) n;
+    ctl->used += (size_t)n;
     ctl->line[ctl->used] = 0;
     char *start = ctl->line;
     char *nl;
@@ -247,7 +243,7 @@ fp_ctl_event (fp_proxy_t *self, fp_ctl_t *ctl)
         s_reply (ctl, reply);
         start = nl + 1;
     }
-    ctl->used -= (size_t) (start - ctl->line);
+    ctl->used -= (size_t)(start - ctl->line);
     memmove (ctl->line, start, ctl->used);
     if (ctl->used == sizeof ctl->line - 1) {
         s_reply (ctl, "err line too long\n");
@@ -290,27 +286,27 @@ fp_ctl_send (const char *addr_text, int argc, char **argv)
     char line[FP_CTL_LINE_MAX];
     size_t used = 0;
     for (int i = 0; i < argc; i++) {
-        int n = snprintf (line + used, sizeof line - used, "%s%s",
-                          i ? " " : "", argv[i]);
-        if (n < 0 || (size_t) n >= sizeof line - used - 1) {
+        int n = snprintf (line + used, sizeof line - used, "%s%s", i ? " " : "",
+                          argv[i]);
+        if (n < 0 || (size_t)n >= sizeof line - used - 1) {
             fprintf (stderr, "fault_proxy: command too long\n");
             return 2;
         }
-        used += (size_t) n;
+        used += (size_t)n;
     }
     line[used++] = '\n';
     int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct timeval tv = {.tv_sec = 10};
     setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt (fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    if (fd < 0 || connect (fd, (struct sockaddr *) &addr, sizeof addr) != 0) {
+    if (fd < 0 || connect (fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
         fprintf (stderr, "fault_proxy: cannot reach control port %s: %s\n",
                  addr_text, strerror (errno));
         if (fd >= 0)
             close (fd);
         return 1;
     }
-    if (send (fd, line, used, MSG_NOSIGNAL) != (ssize_t) used) {
+    if (send (fd, line, used, MSG_NOSIGNAL) != (ssize_t)used) {
         fprintf (stderr, "fault_proxy: send to %s: %s\n", addr_text,
                  strerror (errno));
         close (fd);
@@ -322,7 +318,7 @@ fp_ctl_send (const char *addr_text, int argc, char **argv)
         ssize_t n = recv (fd, reply + got, sizeof reply - 1 - got, 0);
         if (n <= 0)
             break;
-        got += (size_t) n;
+        got += (size_t)n;
         if (memchr (reply, '\n', got))
             break;
     }

@@ -111,6 +111,22 @@ class FedMeshTest(harness.FedqTestCase):
         for n in nodes:
             self.assertEqual(n.depth("audit"), 0)
 
+    def test_history_queue_refuses_consumers(self):
+        """The history "~fed.audit" is the federation's: a consume or get
+        there is refused with a message naming the queue to use."""
+        nodes = fedlib.make_members(self, ["n1", "n2"], "mesh")
+        fedlib.start_all(nodes)
+        fedlib.publish(nodes[0], "p", 10)
+        fedlib.wait_converged(nodes, 10, timeout=30)
+        for args in (("get", "~fed.audit"),
+                     ("consume", "~fed.audit", "--count", 1)):
+            r = nodes[0].fedq(*args)
+            self.assertEqual(r.rc, 1, r)
+            self.assertIn("history of a federated queue", r.stderr)
+            self.assertIn('"audit" instead', r.stderr)
+            self.assertIn("EDENIED", r.stderr)
+        self.assertEqual(nodes[0].depth("audit"), 10)
+
     def test_member_down_large_backlog(self):
         """Regression: a member that comes back to a backlog larger than
         one stream's window (20000 events) from peers that each have two
