@@ -207,6 +207,11 @@ s_link_status (shovel_link_t *link)
       "lag_alert_seconds", (double) cfg->lag_alert_ms / 1000.0,
       "backlog_alert_messages", (json_int_t) cfg->backlog_alert);
     json_object_set_new (j, "endpoint", json_string (cfg->dest_endpoint));
+    json_object_set_new (j, "lost_total", json_integer ((json_int_t) st.lost_total));
+    json_object_set_new (j, "ack_mode",
+                         json_string (cfg->ack_mode == CFG_ACK_ON_PUBLISH ? "on-publish"
+                                      : cfg->ack_mode == CFG_ACK_NO_ACK ? "no-ack"
+                                                                        : "on-confirm"));
     return j;
 }
 

@@ -56,6 +56,7 @@ struct _shovel_link_t {
     bool window_was_full;       //  credit-limited since the last tick
     double min_rtt_ms;          //  lowest confirm round trip seen, 0 = none
     int64_t last_grow;          //  mono ms the window last grew
+    uint64_t skipped_to;        //  weaker ack modes: last seq stepped over
     int64_t last_rate_at;
     uint64_t confirmed_at_rate;
     shovel_stats_t stats;
@@ -64,6 +65,8 @@ struct _shovel_link_t {
 };
 
 static void s_disconnect (shovel_link_t *self, const char *why);
+static void s_on_confirm (shovel_link_t *self, uint64_t upto);
+static void s_settle_sent (shovel_link_t *self);
 static void s_pump (shovel_link_t *self);
 static void s_on_confirm (shovel_link_t *self, uint64_t upto);
 static void s_grow_window (shovel_link_t *self, int64_t now);
@@ -264,6 +267,18 @@ s_pump (shovel_link_t *self)
             return;
         self->next_send++;
     }
+    s_settle_sent (self);
+}
+
+//  ack_mode on-publish and no-ack: a message is settled at the source as
+//  soon as ZeroMQ took it, without waiting for the destination's durable
+//  write (faster; what is in flight when the link or a node fails is
+//  lost, and a refusal cannot be retried: docs/operations.md).
+static void
+s_settle_sent (shovel_link_t *self)
+{
+    if (self->cfg.ack_mode != CFG_ACK_ON_CONFIRM && self->next_send)
+        s_on_confirm (self, s_at (self, self->next_send - 1)->seq);
 }
 
 //  The broker hands the link a message of its source queue.
@@ -302,8 +317,10 @@ s_deliver (consumer_t *consumer, const qentry_t *entry, const store_msg_t *rec)
     if (self->welcomed && !self->retry_at
         && self->next_send == self->count - 1) {
         (void) rec;
-        if (s_send_at (self, self->next_send) == FEDQ_OK)
+        if (s_send_at (self, self->next_send) == FEDQ_OK) {
             self->next_send++;
+            s_settle_sent (self);
+        }
     }
     return FEDQ_OK;
 }
@@ -534,6 +551,28 @@ s_on_reject (shovel_link_t *self, const proto_frame_t *f)
     s_error (self, "destination refused seq %" PRIu64 ": %.*s (%s)", f->seq,
              (int) f->text.len, f->text.ptr ? f->text.ptr : "",
              fedq_rc_name ((fedq_rc_t) f->code));
+    uint64_t first = self->count ? s_at (self, 0)->seq : self->next_seq;
+    if (self->cfg.ack_mode != CFG_ACK_ON_CONFIRM && f->seq < first) {
+        //  Weaker ack modes settled it already: it is lost, with what was
+        //  sent behind it (the destination takes a link's messages only in
+        //  sequence). Counted, and the destination steps over them all.
+        if (f->seq <= self->skipped_to)
+            return;
+        self->stats.lost_total += first - f->seq;
+        self->skipped_to = first - 1;
+        fedq_warn ("shovel=%s seq=%" PRIu64 "..%" PRIu64 " lost: refused "
+                   "by the destination after ack_mode %s settled them",
+                   self->cfg.name, f->seq, first - 1,
+                   self->cfg.ack_mode == CFG_ACK_NO_ACK ? "no-ack"
+                                                        : "on-publish");
+        proto_frame_t skip = s_frame (self, PROTO_LINK_SKIP);
+        skip.present |= PF_SEQ;
+        skip.seq = first - 1;
+        s_send_frame (self, &skip, NULL, 0, NULL, 0);
+        self->next_send = 0;
+        self->retry_at = now + 10;
+        return;
+    }
     if (!at_head) {
         //  Refused something behind the head: go back and resend.
         self->next_send = 0;

@@ -106,6 +106,7 @@ typedef struct {
     uint64_t rejected_total;    //  refusals reported by the destination
     uint64_t reconnects_total;
     uint64_t loops_total;       //  refused because the path had the peer
+    uint64_t lost_total;        //  refused after on-publish/no-ack settled
     double forward_rate;        //  confirmed msg/s, smoothed
     uint32_t window;            //  credit window (messages in flight)
     double rtt_ms;              //  confirm round trip, smoothed
