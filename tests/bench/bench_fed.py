@@ -256,13 +256,17 @@ class Rabbit:
                         timeout_s=120)
         if r.rc != 0:
             raise RuntimeError("cannot build amqpbench: %s" % r.stderr)
-        r = harness.run([RMQ, "start"], timeout_s=300, env=self.env)
         self.started = True
-        if r.rc != 0:
-            raise RuntimeError("cannot start RabbitMQ: %s %s"
-                               % (r.stdout, r.stderr))
-        self.uri_a = "amqp://guest:guest@127.0.0.1:%d" % self.port_a
-        self.ctl("A", "add_user", "fed", "fedpw")
+        try:
+            r = harness.run([RMQ, "start"], timeout_s=300, env=self.env)
+            if r.rc != 0:
+                raise RuntimeError("cannot start RabbitMQ: %s %s"
+                                   % (r.stdout, r.stderr))
+            self.uri_a = "amqp://guest:guest@127.0.0.1:%d" % self.port_a
+            self.ctl("A", "add_user", "fed", "fedpw")
+        except Exception:
+            self.stop()
+            raise
 
     def stop(self):
         if self.started:
@@ -504,10 +508,8 @@ def main():
         else:
             try:
                 rabbit = Rabbit(work)
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:  # noqa: BLE001 (it stopped itself)
                 notes.append("RabbitMQ skipped: %s" % e)
-                if rabbit:
-                    rabbit.stop()
                 rabbit = None
         if rabbit:
             try:

@@ -12,7 +12,9 @@ Given a seed, a topology (tests/fault/topology.py) and a duration, it
   3. applies the faults at their planned times, logging each one with the
      time it really happened (faults.log): kill -9 + restart of a node,
      SIGSTOP/SIGCONT, and on a link's proxy: delay (with jitter), blackhole,
-     reset (RST), bandwidth limit;
+     reset (RST), bandwidth limit; with --faults ...,diskfull,eio also a
+     full disk (each data dir a tmpfs) and fdatasync failing with EIO (the
+     node restarted under strace);
   4. heals everything, stops the producers, waits (polling `fedq status
      --json` with a deadline) until every link shows backlog 0 and lag 0
      and every transit queue is empty, drains the final queues with
@@ -25,7 +27,8 @@ Exit 0 when the run passed, 1 when it failed, 2 on bad usage.
 usage: nemesis.py --seed S [--duration 60] [--topology chain3]
                   [--out DIR] [--producers 2] [--rate 200] [--size 256]
                   [--faults kill,pause,delay,blackhole,reset,bandwidth]
-                  [--gap 2.5] [--live-consumer] [--keep] [--verbose]
+                  [--gap 2.5] [--live-consumer] [--tmpfs-size 64m]
+                  [--plan-only] [--keep] [--verbose]
 
 Environment: FEDQ_BUILD (default build) as for the integration tests;
 FAULT_PROXY overrides the proxy binary.

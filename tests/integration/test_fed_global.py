@@ -63,7 +63,6 @@ class FedGlobalTest(harness.FedqTestCase):
         fedlib.start_all(nodes)
         fedlib.publish(n1, "p1", N)
         fedlib.wait_converged(nodes, N, timeout=60)
-        all_ids = None
 
         # Partition n3 from n1 and n2 (both directions), all keep running.
         fedlib.cut(proxies, "n3")
@@ -113,9 +112,7 @@ class FedGlobalTest(harness.FedqTestCase):
         self.assertEqual(r & union, set(),
                          "a message consumed during the partition was "
                          "delivered again after the heal")
-        all_ids = {"n1:%d" % m["seq"] for m in side["n1"] + side["n3"] + rest}
         self.assertEqual(len(union | r), N, "messages lost")
-        self.assertEqual(len(all_ids), N)
         fedlib.wait_converged(nodes, 0, timeout=60)
         print("\n  partition: n1 side and n3 side consumed %d each; %d "
               "messages (%.0f%%) delivered on both sides, 0 lost, 0 "
