@@ -218,6 +218,12 @@ fedq_rc_t
     broker_ack_marked (broker_t *self, uint64_t qid, const qentry_t *entries,
                        size_t n, const char *key, uint64_t value);
 
+//  Append again settlements (with their mark) that a failed commit
+//  dropped; the in-memory state already counts them as settled.
+fedq_rc_t
+    broker_append_acks_marked (broker_t *self, const store_settle_t *settles,
+                               size_t n, const char *key, uint64_t value);
+
 //  Move a delivered entry of queue qid to queue dlq (declared durable if
 //  missing) with headers x-death-reason and x-death-queue, settling it
 //  and advancing mark key to value in the same record.

@@ -126,3 +126,12 @@ broker_mark (broker_t *self, const char *key)
     return store_mark (self->store, key);
 }
 
+
+fedq_rc_t
+broker_append_acks_marked (broker_t *self, const store_settle_t *settles,
+                           size_t n, const char *key, uint64_t value)
+{
+    store_mark_t mark = {fedq_str_of (key), value};
+    self->need_durable = true;
+    return store_append_settles_marks (self->store, settles, n, &mark, 1);
+}

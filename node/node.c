@@ -172,6 +172,9 @@ s_commit (node_t *self)
 {
     fedq_rc_t rc = broker_commit (self->broker);
     session_confirm_all (self, rc);
+    if (rc != FEDQ_OK)
+        for (size_t i = 0; i < self->nlinks; i++)
+            shovel_link_commit_failed (self->links[i]);
     if (rc == FEDQ_OK) {
         for (size_t i = 0; i < self->nlinks; i++)
             shovel_link_committed (self->links[i]);

@@ -57,6 +57,9 @@ struct _shovel_link_t {
     double min_rtt_ms;          //  lowest confirm round trip seen, 0 = none
     int64_t last_grow;          //  mono ms the window last grew
     uint64_t skipped_to;        //  weaker ack modes: last seq stepped over
+    store_settle_t *unsynced;   //  acks appended since the last commit
+    size_t nunsynced, unsynced_cap;
+    uint64_t unsynced_mark;     //  the mark they carry
     int64_t last_rate_at;
     uint64_t confirmed_at_rate;
     shovel_stats_t stats;
@@ -492,6 +495,23 @@ s_on_confirm (shovel_link_t *self, uint64_t upto)
             s_error (self, "cannot record confirmed messages in the log");
             return;
         }
+        //  Kept until a commit made them durable: a failed commit drops
+        //  them from the log, and later acks must not carry the mark past
+        //  messages whose acks were lost (they would be sent again under
+        //  new sequences after a restart).
+        if (self->nunsynced + chunk > self->unsynced_cap) {
+            self->unsynced_cap = (self->nunsynced + chunk) * 2;
+            self->unsynced = realloc (self->unsynced,
+                                      self->unsynced_cap
+                                        * sizeof *self->unsynced);
+            if (!self->unsynced)
+                abort ();
+        }
+        for (size_t i = 0; i < chunk; i++) {
+            self->unsynced[self->nunsynced].qid = self->qid;
+            self->unsynced[self->nunsynced++].pos = entries[i].pos;
+        }
+        self->unsynced_mark = last_seq;
         for (size_t i = 0; i < chunk; i++) {
             s_remove_head (self);
             broker_consumer_settled (self->broker, self->consumer);
@@ -684,6 +704,7 @@ shovel_link_recv (shovel_link_t *self)
 void
 shovel_link_committed (shovel_link_t *self)
 {
+    self->nunsynced = 0;
     if (!self->skip_pending)
         return;
     if (self->welcomed) {
@@ -699,6 +720,21 @@ shovel_link_committed (shovel_link_t *self)
     s_check_limit (self);       //  the skipped one may have been the last
     if (self->state != SHOVEL_STOPPED)
         s_pump (self);
+}
+
+void
+shovel_link_commit_failed (shovel_link_t *self)
+{
+    //  Append the lost acks again (with their mark) for the next commit.
+    for (size_t done = 0; done < self->nunsynced;) {
+        size_t n = self->nunsynced - done;
+        if (n > STORE_MAX_SETTLES)
+            n = STORE_MAX_SETTLES;
+        if (broker_append_acks_marked (self->broker, self->unsynced + done, n,
+                                       self->mark_key, self->unsynced_mark))
+            break;
+        done += n;
+    }
 }
 
 //  --------------------------------------------------------------------
@@ -975,6 +1011,7 @@ shovel_link_destroy (shovel_link_t **self_p)
     s_free_cfg (&self->cfg);
     free (self->node_id);
     free (self->ring);
+    free (self->unsynced);
     fedq_buf_free (&self->out);
     free (self);
     *self_p = NULL;

@@ -88,6 +88,12 @@ int64_t
 void
     shovel_link_committed (shovel_link_t *self);
 
+//  Called after a commit of the node's log failed: the acks the link
+//  appended since the last good commit were dropped with it; they are
+//  appended again for the next commit.
+void
+    shovel_link_commit_failed (shovel_link_t *self);
+
 //  The link's configuration.
 const cfg_shovel_t *
     shovel_link_cfg (shovel_link_t *self);

@@ -9,11 +9,9 @@ front of the destination so the test decides when messages may cross.
     FEDQ_BUILD=build python3 tests/fault/test_disk_faults.py -v
 
 Run by scripts/test with the integration tests (skipped without root).
-test_source_disk_full_while_acking is marked as an expected failure: it
-reproduces a known fedq bug (duplicates after the source could not write
-its acks; docs/operations.md, "Fault suite", known issues). Once fedq is
-fixed it passes, the run reports an unexpected success, and the marker
-goes.
+test_source_disk_full_while_acking is the regression test of a fixed
+bug: duplicates after the source could not write its acks (200 of 200
+stored twice before the fix; docs/operations.md, "Fault suite").
 """
 
 import json
@@ -116,7 +114,6 @@ class DiskFaultTest(harness.FedqTestCase):
                            timeout=30, msg="backlog forwarded once freed")
         self.drain_and_check(b, 300)
 
-    @unittest.expectedFailure   # known bug, see the module doc
     def test_source_disk_full_while_acking(self):
         # The destination confirms while the source cannot write the acks
         # (and link mark) of what it forwarded; later acks succeed. After
