@@ -179,6 +179,38 @@ s_dispatch (fedq_client_t *self, zmq_msg_t *in, int nparts)
                          self->node_id, self->endpoint);
             return;
         case PROTO_ERROR:
+            if (!is_reply && f.code == FEDQ_ESESSION && self->open) {
+                //  The node restarted (or expired the session): say HELLO
+                //  again, continuing the publish numbering, so what comes
+                //  next is accepted. Publishes it did not get are returned
+                //  (ESESSION) to the caller, never confirmed.
+                //  Nothing published on the old session can be confirmed
+                //  any more: the new session's cumulative confirms do not
+                //  cover it. Settle all of it as returned.
+                for (uint64_t seq = self->settled_upto + 1;
+                     seq <= self->last_seq; seq++) {
+                    proto_frame_t ret;
+                    client_frame_init (&ret, PROTO_RETURN);
+                    ret.present |= PF_SEQ | PF_CODE | PF_TEXT;
+                    ret.seq = seq;
+                    ret.code = FEDQ_ESESSION;
+                    ret.text = fedq_str_of (
+                      "the session ended before the node confirmed it (it "
+                      "may or may not be stored)");
+                    client_on_return (self, &ret);
+                }
+                client_on_confirm (self, self->last_seq);
+                proto_frame_t hello;
+                client_frame_init (&hello, PROTO_HELLO);
+                hello.present |= PF_HEARTBEAT | PF_SEQ;
+                hello.heartbeat_ms = self->heartbeat_ms;
+                hello.seq = self->last_seq;
+                fedq_warn ("node at %s does not know this session (it "
+                           "restarted?): opening a new one",
+                           self->endpoint);
+                client_send (self, &hello, NULL, NULL, 0);
+                return;
+            }
             if (!is_reply) {
                 //  An error about something without a reply (ACK, ...).
                 char *text = fedq_str_dup (f.text);
