@@ -710,8 +710,14 @@ node_run (node_t *self)
             fedq_error ("poll failed: %s", zmq_strerror (errno));
             break;
         }
-        if (items[1].revents & ZMQ_POLLIN)
+        if (items[1].revents & ZMQ_POLLIN) {
+            uint64_t generation = self->config_generation;
             s_handle_signals (self);
+            //  A reload may have destroyed links whose sockets were just
+            //  polled: start the turn again with the new set.
+            if (generation != self->config_generation)
+                continue;
+        }
         for (int i = 2; i < first_fed; i++)
             if (items[i].revents & ZMQ_POLLIN)
                 shovel_link_recv (polled[i - 2]);
