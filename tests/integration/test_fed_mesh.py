@@ -24,7 +24,23 @@ class FedMeshTest(harness.FedqTestCase):
 
     def links_healthy(self, nodes):
         """Each member shows a federation link to each other member,
-        running, backlog 0, lag 0."""
+        running, backlog 0, lag 0. The messages may converge through the
+        links the peers opened before a member's own link finished its
+        handshake, so wait (bounded) until every link says so."""
+        def healthy():
+            try:
+                self._links_healthy_now(nodes)
+                return True
+            except AssertionError:
+                return False
+        try:
+            harness.wait_until(healthy, timeout=30,
+                               msg="every federation link running, backlog 0")
+        except harness.WaitTimeout:
+            pass
+        self._links_healthy_now(nodes)     # the assertion, with details
+
+    def _links_healthy_now(self, nodes):
         for n in nodes:
             links = fedlib.fed_links(n)
             peers = sorted(ln["peer"] for ln in links)
