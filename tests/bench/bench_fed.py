@@ -46,7 +46,6 @@ import os
 import re
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -57,6 +56,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 
 import harness  # noqa: E402
+from benchlib import CpuWatch, fmt, kv, med, ratio, tool  # noqa: E402
 
 RMQ = os.path.join(HERE, "rabbitmq.sh")
 ANCHOR = {"fedx_drain": 14069, "fedq_drain": 17778}     # 1 KiB, anchor
@@ -66,38 +66,6 @@ QUEUE = "audit"
 def say(msg):
     sys.stderr.write("bench federation: %s\n" % msg)
     sys.stderr.flush()
-
-
-def kv(line):
-    return dict(re.findall(r"(\w+)=(\S+)", line or ""))
-
-
-def tool():
-    return os.path.join(harness.build_dir(), "tests", "bench_shovel")
-
-
-class CpuWatch:
-    """utime+stime of processes over a window, % of one core each."""
-
-    def __init__(self, pids):
-        self.pids = pids
-        self.hz = os.sysconf("SC_CLK_TCK")
-        self.t0 = time.monotonic()
-        self.c0 = [self._ticks(p) for p in pids]
-
-    @staticmethod
-    def _ticks(pid):
-        try:
-            with open("/proc/%d/stat" % pid) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            return int(fields[11]) + int(fields[12])
-        except (OSError, ValueError, IndexError):
-            return 0
-
-    def stop(self):
-        dt = time.monotonic() - self.t0
-        return [100.0 * (self._ticks(p) - c) / self.hz / dt if dt else 0
-                for p, c in zip(self.pids, self.c0)]
 
 
 def load_average():
@@ -425,19 +393,6 @@ class Rabbit:
 
 
 #  -- Report ---------------------------------------------------------------
-
-def med(runs, key):
-    vals = [r[key] for r in runs if r and r.get(key) is not None]
-    return statistics.median(vals) if vals else None
-
-
-def fmt(v, spec="%.0f"):
-    return "-" if v is None else spec % v
-
-
-def ratio(a, b, spec="%.1fx"):
-    return "-" if a is None or not b else spec % (a / b)
-
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -36,7 +36,6 @@ import os
 import re
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,6 +46,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 
 import harness  # noqa: E402
+from benchlib import CpuWatch, fmt, kv, med, ratio, tool  # noqa: E402
 
 RMQ = os.path.join(HERE, "rabbitmq.sh")
 WAN_DELAY_MS = 25               # each way: 50 ms round trip
@@ -57,45 +57,12 @@ def say(msg):
     sys.stderr.flush()
 
 
-def kv(line):
-    """key=value pairs of a bench tool's output line, as a dict."""
-    return dict(re.findall(r"(\w+)=(\S+)", line or ""))
-
-
-def tool():
-    return os.path.join(harness.build_dir(), "tests", "bench_shovel")
-
-
 def fault_proxy():
     for p in (os.path.join(harness.build_dir(), "tests", "fault",
                            "fault_proxy"),):
         if os.access(p, os.X_OK):
             return p
     return None
-
-
-class CpuWatch:
-    """utime+stime of processes over a window, % of one core."""
-
-    def __init__(self, pids):
-        self.pids = pids
-        self.hz = os.sysconf("SC_CLK_TCK")
-        self.t0 = time.monotonic()
-        self.c0 = [self._ticks(p) for p in pids]
-
-    @staticmethod
-    def _ticks(pid):
-        try:
-            with open("/proc/%d/stat" % pid) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            return int(fields[11]) + int(fields[12])
-        except (OSError, ValueError, IndexError):
-            return 0
-
-    def stop(self):
-        dt = time.monotonic() - self.t0
-        return [100.0 * (self._ticks(p) - c) / self.hz / dt if dt else 0
-                for p, c in zip(self.pids, self.c0)]
 
 
 class Proxy:
@@ -332,19 +299,6 @@ class Rabbit:
 
 
 #  -- Report ---------------------------------------------------------------
-
-def med(runs, key):
-    vals = [r[key] for r in runs if r and key in r]
-    return statistics.median(vals) if vals else None
-
-
-def fmt(v, spec="%.0f"):
-    return "-" if v is None else spec % v
-
-
-def ratio(a, b, spec="%.1fx"):
-    return "-" if a is None or b in (None, 0) else spec % (a / b)
-
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
