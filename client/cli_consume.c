@@ -142,7 +142,9 @@ s_flush_and_ack (fedq_client_t *c, uint64_t *dtag_p)
         return FEDQ_OK;
     fedq_rc_t rc = fedq_client_ack (c, *dtag_p, true);
     *dtag_p = 0;
-    return rc;
+    //  Printed on a session that ended (the node restarted): the node
+    //  delivers those again, so they are printed twice, never lost.
+    return rc == FEDQ_ESESSION ? FEDQ_OK : rc;
 }
 
 int

@@ -312,6 +312,7 @@ fedq_client_destroy (fedq_client_t **self_p)
         client_close_parts (
             self->ring[(self->ring_head + i) % self->ring_cap].parts, 3);
     free (self->ring);
+    free (self->consumers);
     free (self->returned);
     fedq_buf_free (&self->hbuf);
     fedq_buf_free (&self->ebuf);

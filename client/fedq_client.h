@@ -175,6 +175,16 @@ void
     fedq_client_publish_stats (fedq_client_t *self,
                                fedq_publish_stats_t *stats);
 
+typedef struct {
+    uint64_t reopens;               //  new sessions after ESESSION
+    uint64_t stale_settles;         //  settles of an ended session's tags
+} fedq_session_stats_t;
+
+//  The session counters as of now (no I/O).
+void
+    fedq_client_session_stats (fedq_client_t *self,
+                               fedq_session_stats_t *stats);
+
 //  ---------------------------------------------------------------------
 //  Consuming.
 
@@ -199,6 +209,9 @@ void
 
 //  Start consuming queue with consumer tag (NULL = "fedq"), prefetch
 //  credit (0 = unlimited); with no_ack deliveries are settled on send.
+//  When the node restarts (or expires the session) the client opens a new
+//  session and consumes again: deliveries not yet acked come again,
+//  marked redelivered, under new delivery tags.
 fedq_rc_t
     fedq_client_consume (fedq_client_t *self, const char *queue,
                          const char *tag, uint32_t prefetch, bool no_ack);
@@ -221,7 +234,9 @@ fedq_rc_t
                      fedq_delivery_t *d);
 
 //  Settle a delivery (every one up to dtag with multiple). No reply: a bad
-//  dtag comes back later as an error in fedq_client_last_error.
+//  dtag comes back later as an error in fedq_client_last_error. A dtag of
+//  a session that ended (the node restarted) gives FEDQ_ESESSION and sends
+//  nothing: the node has that delivery back and gives it again.
 fedq_rc_t
     fedq_client_ack (fedq_client_t *self, uint64_t dtag, bool multiple);
 fedq_rc_t

@@ -51,7 +51,9 @@ s_delivery_fill (fedq_client_t *self, fedq_delivery_t *d, zmq_msg_t *src)
     }
     d->body = zmq_msg_data (&d->parts[2]);
     d->body_size = zmq_msg_size (&d->parts[2]);
-    d->dtag = d->frame.dtag;
+    d->dtag = d->frame.dtag ? d->frame.dtag + self->dtag_base : 0;
+    if (d->dtag > self->dtag_max)
+        self->dtag_max = d->dtag;
     return FEDQ_OK;
 }
 
@@ -71,18 +73,47 @@ fedq_client_consume (fedq_client_t *self, const char *queue, const char *tag,
     f.prefetch = prefetch;
     if (no_ack)
         f.flags |= PFL_NO_ACK;
-    return client_request_ok (self, &f, NULL);
+    rc = client_request_ok (self, &f, NULL);
+    if (rc != FEDQ_OK)
+        return rc;
+    //  Remember it, to consume again on a new session (client_reopen).
+    if (self->nconsumers == self->consumers_cap) {
+        size_t cap = self->consumers_cap ? self->consumers_cap * 2 : 4;
+        client_consumer_t *grown
+            = realloc (self->consumers, cap * sizeof *grown);
+        if (!grown)
+            return client_fail (self, FEDQ_ENOMEM, "out of memory");
+        self->consumers = grown;
+        self->consumers_cap = cap;
+    }
+    client_consumer_t *c = &self->consumers[self->nconsumers++];
+    memset (c, 0, sizeof *c);
+    snprintf (c->queue, sizeof c->queue, "%s", queue);
+    snprintf (c->tag, sizeof c->tag, "%s", tag ? tag : "fedq");
+    c->prefetch = prefetch;
+    c->no_ack = no_ack;
+    return FEDQ_OK;
 }
 
 fedq_rc_t
 fedq_client_cancel (fedq_client_t *self, const char *tag)
 {
     assert (self);
+    fedq_rc_t rc;
     proto_frame_t f;
     client_frame_init (&f, PROTO_CANCEL);
     f.present = PF_TAG;
     f.tag = fedq_str_of (tag ? tag : "fedq");
-    return client_request_ok (self, &f, NULL);
+    rc = client_request_ok (self, &f, NULL);
+    if (rc != FEDQ_OK)
+        return rc;
+    for (size_t i = 0; i < self->nconsumers; i++) {
+        if (streq (self->consumers[i].tag, tag ? tag : "fedq")) {
+            self->consumers[i] = self->consumers[--self->nconsumers];
+            break;
+        }
+    }
+    return FEDQ_OK;
 }
 
 fedq_rc_t
@@ -154,10 +185,18 @@ s_settle (fedq_client_t *self, proto_cmd_t cmd, uint64_t dtag, uint32_t flags)
         return FEDQ_EIO;
     if (!self->open)
         return client_fail (self, FEDQ_EINVAL, "the session is closed");
+    if (dtag && dtag <= self->dtag_base) {
+        //  A delivery of a session that ended: the node has it back (it
+        //  redelivers it on this session), so there is nothing to settle.
+        self->stale_settles_total++;
+        return client_fail (self, FEDQ_ESESSION,
+                            "delivery %" PRIu64 " belongs to a session that "
+                            "ended; the node delivers it again", dtag);
+    }
     proto_frame_t f;
     client_frame_init (&f, cmd);
     f.present = PF_DTAG;
-    f.dtag = dtag;
+    f.dtag = dtag ? dtag - self->dtag_base : 0;
     f.flags = flags;
     return client_send (self, &f, NULL, NULL, 0);
 }
@@ -186,3 +225,12 @@ fedq_client_reject (fedq_client_t *self, uint64_t dtag, bool multiple)
     return s_settle (self, PROTO_REJECT, dtag, multiple ? PFL_MULTIPLE : 0);
 }
 
+
+void
+fedq_client_session_stats (fedq_client_t *self, fedq_session_stats_t *stats)
+{
+    assert (self);
+    assert (stats);
+    stats->reopens = self->reopens_total;
+    stats->stale_settles = self->stale_settles_total;
+}

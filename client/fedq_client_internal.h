@@ -14,6 +14,15 @@ typedef struct {
     zmq_msg_t parts[3];
 } client_pending_t;
 
+//  A consumer this session started: CONSUME is sent again when the node
+//  asks for a new session (it restarted or expired ours).
+typedef struct {
+    char queue[PROTO_MAX_NAME + 1];
+    char tag[PROTO_MAX_NAME + 1];
+    uint32_t prefetch;
+    bool no_ack;
+} client_consumer_t;
+
 struct _fedq_client_t {
     void *ctx;                  //  our own ZeroMQ context
     void *sock;                 //  DEALER to the node's ROUTER
@@ -52,6 +61,17 @@ struct _fedq_client_t {
     size_t ring_head;           //  oldest
     size_t ring_count;          //  slots in use
     size_t ring_cap;            //  slots allocated
+    //  Consumers, and delivery tags across sessions: the node numbers
+    //  deliveries from 1 in each session, the client adds dtag_base (the
+    //  highest tag handed out before the session was reopened), so a tag
+    //  of an ended session is never taken for one of the new session.
+    client_consumer_t *consumers;   //  nconsumers entries
+    size_t nconsumers;
+    size_t consumers_cap;
+    uint64_t dtag_base;         //  added to the node's tags
+    uint64_t dtag_max;          //  highest tag handed out
+    uint64_t reopens_total;     //  sessions reopened after ESESSION
+    uint64_t stale_settles_total;   //  settles of ended sessions' tags
     //  Last failure.
     fedq_rc_t last_rc;
     bool last_from_node;        //  last_error is the node's ERROR text
@@ -110,5 +130,11 @@ void
     client_on_confirm (fedq_client_t *self, uint64_t upto);
 uint64_t
     client_unsettled (fedq_client_t *self);
+
+//  The node no longer knows this session: settle the old session's
+//  publishes as returned, say HELLO again, drop deliveries not handed out
+//  (the node redelivers them) and start every consumer again.
+void
+    client_reopen (fedq_client_t *self);
 
 #endif

@@ -130,6 +130,59 @@ s_ring_push (fedq_client_t *self, zmq_msg_t *in)
     self->ring_count++;
 }
 
+void
+client_reopen (fedq_client_t *self)
+{
+    //  Nothing published on the old session can be confirmed any more:
+    //  the new session's cumulative confirms do not cover it. Settle all
+    //  of it as returned (ESESSION), never confirmed.
+    for (uint64_t seq = self->settled_upto + 1; seq <= self->last_seq;
+         seq++) {
+        proto_frame_t ret;
+        client_frame_init (&ret, PROTO_RETURN);
+        ret.present |= PF_SEQ | PF_CODE | PF_TEXT;
+        ret.seq = seq;
+        ret.code = FEDQ_ESESSION;
+        ret.text = fedq_str_of ("the session ended before the node "
+                                "confirmed it (it may or may not be stored)");
+        client_on_return (self, &ret);
+    }
+    client_on_confirm (self, self->last_seq);
+    //  Deliveries of the old session not handed out yet: the node gives
+    //  them again (redelivered) to the new session's consumers.
+    while (self->ring_count) {
+        client_close_parts (self->ring[self->ring_head].parts, 3);
+        self->ring_head = (self->ring_head + 1) % self->ring_cap;
+        self->ring_count--;
+    }
+    self->dtag_base = self->dtag_max;
+    self->reopens_total++;
+    fedq_warn ("node at %s does not know this session (it restarted?): "
+               "opening a new one%s", self->endpoint,
+               self->nconsumers ? " and consuming again" : "");
+    //  HELLO continues the publish numbering, so what comes next is
+    //  accepted; its HELLO_OK and the CONSUME answers carry no rid we wait
+    //  for, and an ERROR among them is recorded as the last error.
+    proto_frame_t hello;
+    client_frame_init (&hello, PROTO_HELLO);
+    hello.present |= PF_HEARTBEAT | PF_SEQ;
+    hello.heartbeat_ms = self->heartbeat_ms;
+    hello.seq = self->last_seq;
+    client_send (self, &hello, NULL, NULL, 0);
+    for (size_t i = 0; i < self->nconsumers; i++) {
+        const client_consumer_t *c = &self->consumers[i];
+        proto_frame_t f;
+        client_frame_init (&f, PROTO_CONSUME);
+        f.present = PF_QUEUE | PF_TAG | PF_PREFETCH;
+        f.queue = fedq_str_of (c->queue);
+        f.tag = fedq_str_of (c->tag);
+        f.prefetch = c->prefetch;
+        if (c->no_ack)
+            f.flags |= PFL_NO_ACK;
+        client_send (self, &f, NULL, NULL, 0);
+    }
+}
+
 //  Act on one message from the node; what is kept is moved out of in[].
 static void
 s_dispatch (fedq_client_t *self, zmq_msg_t *in, int nparts)
@@ -167,7 +220,8 @@ s_dispatch (fedq_client_t *self, zmq_msg_t *in, int nparts)
                     break;
                 //  A GET reply that came after its timeout: give it back.
                 if ((f.present & PF_DTAG) && f.dtag)
-                    fedq_client_nack (self, f.dtag, false, true);
+                    fedq_client_nack (self, f.dtag + self->dtag_base, false,
+                                      true);
                 return;
             }
             s_ring_push (self, in);
@@ -179,37 +233,13 @@ s_dispatch (fedq_client_t *self, zmq_msg_t *in, int nparts)
                          self->node_id, self->endpoint);
             return;
         case PROTO_ERROR:
-            if (!is_reply && f.code == FEDQ_ESESSION && self->open) {
-                //  The node restarted (or expired the session): say HELLO
-                //  again, continuing the publish numbering, so what comes
-                //  next is accepted. Publishes it did not get are returned
-                //  (ESESSION) to the caller, never confirmed.
-                //  Nothing published on the old session can be confirmed
-                //  any more: the new session's cumulative confirms do not
-                //  cover it. Settle all of it as returned.
-                for (uint64_t seq = self->settled_upto + 1;
-                     seq <= self->last_seq; seq++) {
-                    proto_frame_t ret;
-                    client_frame_init (&ret, PROTO_RETURN);
-                    ret.present |= PF_SEQ | PF_CODE | PF_TEXT;
-                    ret.seq = seq;
-                    ret.code = FEDQ_ESESSION;
-                    ret.text = fedq_str_of (
-                      "the session ended before the node confirmed it (it "
-                      "may or may not be stored)");
-                    client_on_return (self, &ret);
-                }
-                client_on_confirm (self, self->last_seq);
-                proto_frame_t hello;
-                client_frame_init (&hello, PROTO_HELLO);
-                hello.present |= PF_HEARTBEAT | PF_SEQ;
-                hello.heartbeat_ms = self->heartbeat_ms;
-                hello.seq = self->last_seq;
-                fedq_warn ("node at %s does not know this session (it "
-                           "restarted?): opening a new one",
-                           self->endpoint);
-                client_send (self, &hello, NULL, NULL, 0);
-                return;
+            if (f.code == FEDQ_ESESSION && self->open) {
+                //  The node restarted (or expired the session): open a
+                //  new one. A request that got this answer fails with it.
+                client_reopen (self);
+                if (!is_reply)
+                    return;
+                break;
             }
             if (!is_reply) {
                 //  An error about something without a reply (ACK, ...).
