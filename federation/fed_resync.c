@@ -481,7 +481,8 @@ s_resync_received (fed_stream_t *s, const proto_frame_t *f)
         return;
     }
     const char *own = broker_fed_origin (self->broker);
-    zhashx_t *floors = zhashx_new ();
+    zhashx_t *floors = zhashx_new (); //  marks and floors to raise
+    zhashx_t *scope = zhashx_new ();  //  what the keep lists cover
     const char *origin;
     json_t *v;
     json_object_foreach (obj, origin, v)
@@ -490,6 +491,9 @@ s_resync_received (fed_stream_t *s, const proto_frame_t *f)
             strlen (origin) == 0 || strlen (origin) > PROTO_MAX_NAME)
             continue;
         uint64_t floor = (uint64_t)json_integer_value (v);
+        //  Our own messages too: consumed elsewhere, their tombstones
+        //  may have left the sender's history before reaching us.
+        s_vv_raise (scope, fedq_str_of (origin), floor);
         //  Never raise our own origin's mark: our next events would be
         //  taken for old ones (a data directory restored from an older
         //  copy under the same incarnation; docs/operations.md).
@@ -508,7 +512,8 @@ s_resync_received (fed_stream_t *s, const proto_frame_t *f)
         s_vv_raise (s->member->vv, fedq_str_of (origin), floor);
     }
     json_decref (obj);
-    uint64_t removed = s_drop_unlisted (s, floors);
+    uint64_t removed = s_drop_unlisted (s, scope);
+    zhashx_destroy (&scope);
     //  Marks: events at or below the floors are settled for this member;
     //  its own floors rise too, so members it streams to get a resync
     //  instead of the gap.
