@@ -116,6 +116,7 @@ void
 fed_history_drop (fed_t *self, uint64_t n, bool by_cap)
 {
     zhashx_t *raise = zhashx_new ();
+    bool tombs = false;
     for (uint64_t i = self->h->compacted; i < self->h->compacted + n; i++) {
         store_msg_t rec;
         fedq_str_t origin;
@@ -123,11 +124,13 @@ fed_history_drop (fed_t *self, uint64_t n, bool by_cap)
         if (!s_history_id (self, i, &rec, &origin, &fseq))
             continue;
         s_vv_raise (raise, origin, fseq);
+        uint64_t target;
+        bool tomb = broker_tomb_target (self->broker, &rec, &target);
+        tombs |= tomb;
         if (!by_cap)
             continue;
         self->history_dropped_total++;
-        uint64_t target;
-        if (broker_tomb_target (self->broker, &rec, &target))
+        if (tomb)
             continue; //  a resync's keep lists carry its effect
         for (size_t m = 0; m < self->nmembers; m++) {
             s_member_t *mb = self->members[m];
@@ -141,6 +144,10 @@ fed_history_drop (fed_t *self, uint64_t n, bool by_cap)
     //  (a needless resync), never a gap nobody sees.
     s_floors_raise (self, raise);
     zhashx_destroy (&raise);
+    //  A restart replays the tombstones still in the history only: what
+    //  the leaving ones removed is settled in the same commit.
+    if (tombs && self->q->skip_count)
+        broker_fed_settle_removed (self->broker, self->q);
     broker_fed_compact (self->broker, self->h, n);
 }
 

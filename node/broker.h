@@ -263,6 +263,11 @@ fedq_rc_t
 void
     broker_fed_forget (broker_t *self, queue_t *queue, uint64_t key);
 
+//  Settle the ready messages of q that tombstones removed (before their
+//  tombstones leave the history).
+void
+    broker_fed_settle_removed (broker_t *self, queue_t *queue);
+
 //  The event id (origin, seq) a record carries for federated queue q.
 bool
     broker_fed_id (const queue_t *q, const store_msg_t *rec,

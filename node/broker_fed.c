@@ -322,6 +322,24 @@ broker_fed_apply (broker_t *self, queue_t *q, fedq_str_t origin,
     return FEDQ_OK;
 }
 
+static void
+s_settle_removed (void *ctx, const qentry_t *entry)
+{
+    queue_t *q = ((void **) ctx)[1];
+    broker_settle (((void **) ctx)[0], q, entry);
+    q->acked_total++;
+}
+
+//  Settle now the messages of q that tombstones removed but that still
+//  wait in its ready rings: once their tombstones leave the history, a
+//  restart would not remove them again.
+void
+broker_fed_settle_removed (broker_t *self, queue_t *q)
+{
+    void *ctx[2] = {self, q};
+    queue_skip_flush (q, s_settle_removed, ctx);
+}
+
 //  Drop the n oldest events of a history queue (every peer has them).
 void
 broker_fed_compact (broker_t *self, queue_t *h, uint64_t n)

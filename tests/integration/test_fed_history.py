@@ -120,6 +120,15 @@ class FedHistoryTest(harness.FedqTestCase):
                       for ln in fedlib.fed_links(n3))
         self.assertEqual(removed, 150, fedlib.fed_links(n3))
         self.assertIn("held messages removed", n3.log_text())
+        # Durable: once the tombstones that removed them are compacted
+        # away everywhere, a kill -9 and restart does not bring them back.
+        harness.wait_until(lambda: all(
+            ln["history_events"] == 0 and ln["backlog_messages"] == 0
+            for n in nodes for ln in fedlib.fed_links(n)), timeout=30,
+            msg="histories compacted")
+        n3.kill9()
+        n3.start()
+        fedlib.wait_converged(nodes, 1150, timeout=60)
 
         msgs = fedlib.drain(n3, 1150)
         have = {m["message_id"] for m in msgs}
