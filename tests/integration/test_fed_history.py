@@ -142,5 +142,46 @@ class FedHistoryTest(harness.FedqTestCase):
                            msg="n3's acks removed them everywhere")
 
 
+    @unittest.skipUnless(fedlib.have_proxy(), "needs tests/fault/fault_proxy")
+    def test_global_removed_behind_live_head_stay_removed(self):
+        """The messages a resync removes sit behind a live one on the
+        member (not at the head, where a tick settles them): once their
+        tombstones leave every history, a kill -9 and restart must not
+        bring them back."""
+        proxies = {}
+        nodes = fedlib.make_members(self, ["n1", "n2", "n3"], "mesh",
+                                    consume="global", proxies=proxies,
+                                    history_max_messages=CAP)
+        n1, n2, n3 = nodes
+        fedlib.start_all(nodes)
+        # n3's own h3 first on n3, n1's a1 first on n1 and n2.
+        fedlib.cut(proxies, "n3")
+        fedlib.publish(n3, "h3", 10)
+        fedlib.publish(n1, "a1", 200)
+        fedlib.heal(proxies)
+        fedlib.wait_converged(nodes, 210, timeout=60)
+
+        n3.kill9()
+        gone = {m["message_id"] for m in fedlib.drain(n1, 150)}
+        self.assertTrue(all(m.startswith("a1-") for m in gone), gone)
+        fedlib.publish(n2, "b2", 1000)      # the tombstones leave history
+        harness.wait_until(lambda: n1.depth("audit") == 1060
+                           and n2.depth("audit") == 1060, timeout=60,
+                           msg="n1 and n2 converged")
+        n3.start()
+        fedlib.wait_converged(nodes, 1060, timeout=90)
+        harness.wait_until(lambda: all(
+            ln["history_events"] == 0 and ln["backlog_messages"] == 0
+            for n in nodes for ln in fedlib.fed_links(n)), timeout=30,
+            msg="histories compacted")
+        n3.kill9()
+        n3.start()
+        fedlib.wait_converged(nodes, 1060, timeout=60)
+        msgs = fedlib.drain(n3, 1060)
+        have = {m["message_id"] for m in msgs}
+        self.assertEqual(have & gone, set(), "removed messages came back")
+        self.assertEqual(len(have), 1060)
+
+
 if __name__ == "__main__":
     unittest.main()
