@@ -115,6 +115,8 @@ typedef struct {
     size_t npeers;
     uint64_t lag_alert_ms;
     uint64_t backlog_alert;
+    uint64_t history_max_messages;  //  history cap (events), 1..
+    uint64_t history_max_bytes;     //  history cap (body bytes), 1..
     cfg_mark_t mark;
 } cfg_federated_t;
 

@@ -197,6 +197,14 @@ const cfg_key_t cfg_keys[] = {
      .dflt = "0s", FIELD (cfg_federated_t, lag_alert_ms)},
     {.path = "federated_queues[].backlog_alert", .kind = CFG_K_UINT,
      .dflt = "0", FIELD (cfg_federated_t, backlog_alert)},
+    //  Bounded history (federation/fed_resync.c): past either cap the
+    //  oldest events go, and a member that lacks them gets a resync.
+    {.path = "federated_queues[].history_max_messages", .kind = CFG_K_UINT,
+     .dflt = "1000000", .min = 1, .max = 1000000000,
+     FIELD (cfg_federated_t, history_max_messages)},
+    {.path = "federated_queues[].history_max_bytes", .kind = CFG_K_SIZE,
+     .dflt = "1GiB", .min = 1, .max = 1024 * GIB,
+     FIELD (cfg_federated_t, history_max_bytes)},
 };
 
 const size_t cfg_nkeys = sizeof cfg_keys / sizeof cfg_keys[0];

@@ -1,7 +1,7 @@
 //  federation/fed.c — federated queues: peer links, history streams,
 //  version vectors and compaction. See the design block in fed.h.
 #define _GNU_SOURCE
-#include "fed.h"
+#include "fed_internal.h"
 #include "security.h"
 
 #include <czmq.h>
@@ -11,147 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FED_WINDOW 20000        //  events in flight per stream
-#define FED_HEARTBEAT_MS 1000
-#define FED_MIN_BACKOFF_MS 200
-#define FED_MAX_BACKOFF_MS 10000
-
-//  What this node knows a direct peer holds: its version vector.
-//
-//  Each origin's events must reach a member in order on every path, or
-//  the member (which applies only events above its mark) drops an older
-//  one that comes late as a duplicate and loses it. One connection is
-//  FIFO, but a pair of members in a mesh has two (each links to the
-//  other), so: vv holds only what the member is known to hold (its
-//  FED_HELLO, events it sent us, our events it acknowledged), what a
-//  stream sent but was not acknowledged counts only for that stream
-//  (fed_stream_t.vv), and one stream at a time (sender) sends to the
-//  member. Any stream then sends each origin without gaps above what the
-//  member holds, so however the connections interleave, nothing is lost.
-typedef struct {
-    char id[PROTO_MAX_NAME + 1];
-    zhashx_t *vv;               //  origin -> highest seq it is known to
-                                //  hold (as uintptr_t)
-    bool known;                 //  vv learned since start (hello seen)
-    uint64_t acked;             //  history index below which it holds
-                                //  every event (its sender's view)
-    fed_stream_t *sender;       //  the stream that sends to it, or NULL
-} s_member_t;
-
-//  One sent, unacknowledged event: its history index and id.
-typedef struct {
-    uint64_t index;
-    uint32_t origin;            //  broker_origin_id
-    uint64_t seq;
-} s_sent_t;
-
-struct _fed_stream_t {
-    fed_t *fed;
-    s_member_t *member;         //  the peer
-    uint64_t epoch;
-    fed_send_fn *send;
-    void *send_ctx;
-    bool from_link;             //  owned by one of our links
-    uint64_t cursor;            //  next history index to consider
-    zhashx_t *vv;               //  origin -> highest seq sent on this
-                                //  stream (FIFO: it arrives after the rest)
-    s_sent_t *sent;             //  ring of events sent, unacked
-    size_t sent_head, sent_count;
-    uint64_t recv_upto;         //  last index the peer sent us
-    bool ack_due;
-    uint64_t sent_total;
-    uint64_t applied_total;
-    uint64_t duplicates_total;
-    uint64_t errors_total;
-    int64_t started;            //  mono ms
-    double rate;                //  events sent per second, smoothed
-    uint64_t sent_at_rate;      //  sent_total at the last rate update
-    int64_t rate_at;            //  mono ms of the last rate update
-};
-
-typedef enum { LINK_CONNECTING, LINK_RUNNING, LINK_RECONNECTING } s_link_state_t;
-
-typedef struct {
-    fed_t *fed;
-    char *peer_id;
-    char *endpoint;
-    char *server_key;           //  the peer's NAME.pub (CURVE), or NULL
-    void *sock;
-    bool hello_due;             //  FED_HELLO not sent yet (no answer yet)
-    uint64_t epoch;
-    s_link_state_t state;
-    fed_stream_t *stream;       //  once the peer answered
-    int64_t last_rx, last_ping, reconnect_at;
-    uint64_t backoff_ms;
-    uint64_t reconnects_total;
-    char last_error[256];
-} s_link_t;
-
-struct _fed_t {
-    cfg_federated_t cfg;        //  copy of the scalars (alerts, consume);
-                                //  its pointers are not kept
-    char *name;
-    char *node_id;
-    broker_t *broker;
-    void *zmq_ctx;
-    queue_t *q;                 //  the local queue
-    queue_t *h;                 //  its history
-    s_member_t **members;       //  configured peers, then others seen
-    size_t nmembers;
-    s_link_t *links;
-    size_t nlinks;
-    fed_stream_t **streams;     //  every open stream (links and sessions)
-    size_t nstreams;
-    uint64_t epoch_seq;
-    int64_t next_compact;
-    bool lag_alert, backlog_alert;
-    fedq_buf_t out;
-};
-
-static const size_t s_ring_cap = FED_WINDOW;
-
-//  --------------------------------------------------------------------
-//  History access: absolute index = compacted + offset in the ring
-
-static uint64_t
-s_history_end (fed_t *self)
-{
-    return self->h->compacted + self->h->ready[0].count;
-}
-
-static const qentry_t *
-s_history_at (fed_t *self, uint64_t index)
-{
-    queue_t *h = self->h;
-    if (index < h->compacted)
-        return NULL;
-    uint64_t off = index - h->compacted;
-    qring_t *ring = &h->ready[0];
-    if (off >= ring->count)
-        return NULL;
-    return &ring->items[(ring->head + off) & (ring->cap - 1)];
-}
-
-//  --------------------------------------------------------------------
-//  Version vectors
-
-static uint64_t
-s_vv_get (zhashx_t *vv, fedq_str_t origin)
-{
-    char name[PROTO_MAX_NAME + 1];
-    snprintf (name, sizeof name, "%.*s", (int) origin.len, origin.ptr);
-    return (uint64_t) (uintptr_t) zhashx_lookup (vv, name);
-}
-
-static void
-s_vv_raise (zhashx_t *vv, fedq_str_t origin, uint64_t seq)
-{
-    char name[PROTO_MAX_NAME + 1];
-    snprintf (name, sizeof name, "%.*s", (int) origin.len, origin.ptr);
-    uint64_t have = (uint64_t) (uintptr_t) zhashx_lookup (vv, name);
-    if (seq > have)
-        zhashx_update (vv, name, (void *) (uintptr_t) seq);
-}
 
 typedef struct {
     const char *prefix;
@@ -223,8 +82,8 @@ s_member (fed_t *self, fedq_str_t id)
 //  --------------------------------------------------------------------
 //  Streams
 
-static proto_frame_t
-s_frame (fed_stream_t *s, proto_cmd_t cmd)
+proto_frame_t
+fed_frame (fed_stream_t *s, proto_cmd_t cmd)
 {
     proto_frame_t f = {.version = PROTO_VERSION,
                        .cmd = cmd,
@@ -286,6 +145,8 @@ s_stream_destroy (fed_t *self, fed_stream_t **s_p)
         if (next && next->sent_count == 0 && next->cursor < m->acked)
             next->cursor = m->acked;
     }
+    fed_resync_free (s);
+    fed_keep_free (s);
     zhashx_destroy (&s->vv);
     free (s->sent);
     free (s);
@@ -307,16 +168,18 @@ s_stream_pump (fed_stream_t *s)
     fed_t *self = s->fed;
     if (s->member->sender != s)
         return;                     //  another connection sends
+    //  A member below a history floor gets a full resync first, or the
+    //  history would skip what it lacks (fed_resync.c).
+    if (fed_resync_pump (s))
+        return;
     uint64_t end = s_history_end (self);
     if (s->cursor < self->h->compacted)
         s->cursor = self->h->compacted;
     while (s->cursor < end && s->sent_count < s_ring_cap) {
-        const qentry_t *e = s_history_at (self, s->cursor);
         store_msg_t rec;
         fedq_str_t origin;
         uint64_t fseq;
-        if (!e || broker_read (self->broker, e, &rec)
-            || !broker_fed_id (self->q, &rec, &origin, &fseq)) {
+        if (!s_history_id (self, s->cursor, &rec, &origin, &fseq)) {
             s->cursor++;
             continue;
         }
@@ -325,7 +188,7 @@ s_stream_pump (fed_stream_t *s)
             s->cursor++;            //  the peer has it, or has it coming
             continue;
         }
-        proto_frame_t f = s_frame (s, PROTO_FED_EVENT);
+        proto_frame_t f = fed_frame (s, PROTO_FED_EVENT);
         f.present |= PF_COUNT | PF_NODE | PF_SEQ;
         f.count = s->cursor;
         f.node = origin;
@@ -394,8 +257,11 @@ s_stream_event (fed_stream_t *s, const proto_frame_t *f, const uint8_t *env,
         s->applied_total++;
     //  The peer has it, whatever we did with it: never send it back.
     s_vv_raise (s->member->vv, f->node, f->seq);
-    s->recv_upto = f->count;
-    s->ack_due = true;
+    //  An event of a full resync has no history index (no count).
+    if (f->present & PF_COUNT) {
+        s->recv_upto = f->count;
+        s->ack_due = true;
+    }
 }
 
 static void
@@ -409,6 +275,8 @@ s_stream_frame (fed_stream_t *s, const proto_frame_t *f, const uint8_t *env,
         s_stream_event (s, f, env, env_len, body, body_len);
     else if (f->cmd == PROTO_FED_ACK && (f->present & PF_UPTO))
         s_stream_acked_upto (s, f->upto);
+    else if (f->cmd == PROTO_FED_RESYNC || f->cmd == PROTO_FED_KEEP)
+        fed_resync_frame (s, f);
 }
 
 static void
@@ -416,7 +284,7 @@ s_stream_ack (fed_stream_t *s)
 {
     if (!s->ack_due)
         return;
-    proto_frame_t f = s_frame (s, PROTO_FED_ACK);
+    proto_frame_t f = fed_frame (s, PROTO_FED_ACK);
     f.present |= PF_UPTO;
     f.upto = s->recv_upto;
     if (s->send (s->send_ctx, &f, NULL, 0, NULL, 0) == FEDQ_OK)
@@ -547,6 +415,7 @@ s_link_hello_answer (s_link_t *link, const proto_frame_t *f)
     zhashx_purge (member->vv);
     s_vv_load (member->vv, f->json);
     member->known = true;
+    fed_member_check_incarnation (self, member);
     s_stream_destroy (self, &link->stream);
     link->stream = s_stream_new (self, member, link->epoch, s_link_send, link,
                                  true);
@@ -669,18 +538,16 @@ s_compact (fed_t *self)
     }
     uint64_t n = 0;
     for (uint64_t i = self->h->compacted; i < limit && n < 100000; i++, n++) {
-        const qentry_t *e = s_history_at (self, i);
         store_msg_t rec;
         fedq_str_t origin;
         uint64_t fseq;
-        if (!e || broker_read (self->broker, e, &rec)
-            || !broker_fed_id (self->q, &rec, &origin, &fseq))
+        if (!s_history_id (self, i, &rec, &origin, &fseq))
             continue;
         if (!s_all_members_have (self, origin, fseq))
             break;
     }
     if (n)
-        broker_fed_compact (self->broker, self->h, n);
+        fed_history_drop (self, n, false);
 }
 
 //  --------------------------------------------------------------------
@@ -707,6 +574,7 @@ fed_new (const cfg_federated_t *cfg, const char *node_id, broker_t *broker,
         return NULL;
     }
     self->h = self->q->fed_history;
+    fed_floors_load (self);
     //  The config may be replaced: keep none of its pointers.
     self->cfg.peers = NULL;
     memset (&self->cfg.queue, 0, sizeof self->cfg.queue);
@@ -751,6 +619,8 @@ fed_destroy (fed_t **self_p)
         fed_stream_t *s = self->streams[0];
         s_stream_destroy (self, &s);
     }
+    zhashx_destroy (&self->floors);
+    free (self->floor_prefix);
     for (size_t i = 0; i < self->nmembers; i++) {
         zhashx_destroy (&self->members[i]->vv);
         free (self->members[i]);
@@ -794,8 +664,11 @@ fed_committed (fed_t *self)
 {
     for (size_t i = 0; i < self->nstreams; i++)
         s_stream_ack (self->streams[i]);
+    //  Send first: the cap then drops only what a member still lacks
+    //  after this turn (a slow or absent one).
     for (size_t i = 0; i < self->nstreams; i++)
         s_stream_pump (self->streams[i]);
+    fed_history_cap (self);
 }
 
 void
@@ -857,6 +730,7 @@ fed_session_hello (fed_t *self, const proto_frame_t *frame,
     zhashx_purge (member->vv);
     s_vv_load (member->vv, frame->json);
     member->known = true;
+    fed_member_check_incarnation (self, member);
     fed_stream_t *s = s_stream_new (self, member, frame->epoch, send,
                                     send_ctx, false);
     char *vv = s_vv_json (self);
@@ -950,6 +824,22 @@ s_stream_status (fed_t *self, const char *peer, fed_stream_t *s,
       "history_events", (json_int_t) (end - self->h->compacted),
       "history_compacted", (json_int_t) self->h->compacted);
     json_object_set_new (j, "forward_rate", json_real (s ? s->rate : 0.0));
+    //  Bounded history and full resyncs (fed_resync.c).
+    json_t *extra = json_pack (
+      "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "history_bytes",
+      (json_int_t) self->h->ready_bytes, "history_max_messages",
+      (json_int_t) self->cfg.history_max_messages, "history_max_bytes",
+      (json_int_t) self->cfg.history_max_bytes, "history_dropped_total",
+      (json_int_t) self->history_dropped_total, "resync_total",
+      (json_int_t) (m ? m->resync_total : 0), "resync_sent_total",
+      (json_int_t) (m ? m->resync_sent_total : 0), "resync_skipped_total",
+      (json_int_t) (m ? m->resync_skipped_total : 0),
+      "resync_removed_total", (json_int_t) (m ? m->resync_removed_total : 0),
+      "incarnation_resets_total",
+      (json_int_t) (m ? m->incarnation_resets_total : 0), "resyncing",
+      s && s->resync);
+    json_object_update (j, extra);
+    json_decref (extra);
     return j;
 }
 

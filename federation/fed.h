@@ -24,6 +24,17 @@
 //    and members that connected to it since it started) acknowledged
 //    it; peers further away are served by their own neighbours. A member
 //    it does not know is not waited for (docs/operations.md).
+//  - History is bounded (history_max_messages / history_max_bytes): past
+//    the cap the oldest events go even if a member lacks them. Whatever
+//    leaves the history raises the origin's floor (durable mark
+//    "h/NAME/ORIGIN"). A stream whose member is below a floor sends it a
+//    full resync of the live messages first (FED_EVENT without count,
+//    FED_KEEP for consume: global, FED_RESYNC with the floors), counted
+//    per member pair (fed_resync.c, docs/protocol.md §10.3).
+//  - The origin of this node's own events is NODE~INCARNATION
+//    (broker_fed_origin; plain NODE for a data directory older than
+//    incarnations): a member re-created empty under its old node.id is a
+//    new origin, never confused with the events of the one it replaces.
 //
 //  Stream state / event / action:
 //  | state        | event              | action                         |
@@ -31,6 +42,9 @@
 //  | running      | new history event  | s_stream_pump: send or skip    |
 //  | running      | FED_EVENT          | fed_event: apply, ack later    |
 //  | running      | FED_ACK upto       | s_stream_acked: compact        |
+//  | running      | member below floor | fed_resync_pump: full resync   |
+//  | running      | FED_KEEP/RESYNC    | fed_resync_frame: apply, raise |
+//  | running      | history past cap   | fed_history_cap: drop, floors  |
 //  | running      | 3 heartbeats quiet | s_link_drop: reconnecting      |
 #ifndef FED_H_INCLUDED
 #define FED_H_INCLUDED

@@ -178,9 +178,24 @@ broker_open (const broker_opts_t *opts, broker_t **self_p)
     self->next_qid = 1;
     self->recovering = calloc (1, sizeof (u64map_t));
 
+    self->incarnation = strdup ("");
     rc = broker_meta_load (self);
     if (rc)
         goto cleanup;
+    //  NODE~INC must fit a name; a node.id too long for it keeps NODE
+    //  (and the limit of docs/operations.md "A lost data directory").
+    if (*self->incarnation
+        && strlen (self->node_id) + 1 + strlen (self->incarnation)
+             <= PROTO_MAX_NAME) {
+        if (asprintf (&self->fed_origin, "%s~%s", self->node_id,
+                      self->incarnation)
+            < 0)
+            abort ();
+    }
+    else
+        self->fed_origin = strdup (self->node_id);
+    fedq_info ("data directory %s: incarnation \"%s\", federation origin %s",
+               self->data_dir, self->incarnation, self->fed_origin);
 
     store_opts_t sopts = {.dir = opts->data_dir,
                           .fsync = opts->fsync,
@@ -251,6 +266,8 @@ broker_destroy (broker_t **self_p)
     free (self->dirty);
     fedq_buf_free (&self->env);
     free (self->node_id);
+    free (self->incarnation);
+    free (self->fed_origin);
     free (self->data_dir);
     free (self);
     *self_p = NULL;
@@ -284,6 +301,35 @@ uint64_t *
 broker_next_qid (broker_t *self)
 {
     return &self->next_qid;
+}
+
+char **
+broker_incarnation (broker_t *self)
+{
+    return &self->incarnation;
+}
+
+const char *
+broker_node_id (broker_t *self)
+{
+    return self->node_id;
+}
+
+void
+broker_seq_raise (broker_t *self, uint64_t seq)
+{
+    if (seq > self->seq) {
+        fedq_info ("numbering new messages from %" PRIu64
+                   " (above an earlier incarnation of node %s)",
+                   seq + 1, self->node_id);
+        self->seq = seq;
+    }
+}
+
+const char *
+broker_fed_origin (broker_t *self)
+{
+    return self->fed_origin;
 }
 
 zhashx_t *
@@ -762,7 +808,7 @@ broker_publish (broker_t *self, broker_publish_t *pub,
             fed_seq = fedq_str_eq (msg->origin, self->node_id) ? msg->seq
                                                                : ++self->seq;
         snprintf (fed_keys[nmarks], sizeof fed_keys[nmarks], "%s%s",
-                  targets[i]->fed_prefix, self->node_id);
+                  targets[i]->fed_prefix, self->fed_origin);
         marks[nmarks].key = fedq_str_of (fed_keys[nmarks]);
         marks[nmarks].value = fed_seq;
         nmarks++;
@@ -806,7 +852,7 @@ broker_publish (broker_t *self, broker_publish_t *pub,
                 u64map_put (targets[i]->fed_index,
                             broker_fed_key (broker_origin_id (
                                               self,
-                                              fedq_str_of (self->node_id)),
+                                              fedq_str_of (self->fed_origin)),
                                             fed_seq),
                             pos);
         }

@@ -257,6 +257,17 @@ fedq_rc_t
                       const uint8_t *body, uint32_t body_len,
                       broker_outcome_t *outcome);
 
+//  Remove the message of federation key from a global federated queue,
+//  with a tombstone event of this node (a full resync found it removed
+//  elsewhere).
+void
+    broker_fed_forget (broker_t *self, queue_t *queue, uint64_t key);
+
+//  Settle the ready messages of q that tombstones removed (before their
+//  tombstones leave the history).
+void
+    broker_fed_settle_removed (broker_t *self, queue_t *queue);
+
 //  The event id (origin, seq) a record carries for federated queue q.
 bool
     broker_fed_id (const queue_t *q, const store_msg_t *rec,
@@ -271,6 +282,23 @@ uint32_t
     broker_origin_id (broker_t *self, fedq_str_t origin);
 const char *
     broker_origin_name (broker_t *self, uint32_t id);
+
+//  The target key of a tombstone record; false when rec is not one.
+bool
+    broker_tomb_target (broker_t *self, const store_msg_t *rec, uint64_t *key);
+
+//  This node's id.
+const char *
+    broker_node_id (broker_t *self);
+
+//  Number this node's next messages above seq (when it is higher).
+void
+    broker_seq_raise (broker_t *self, uint64_t seq);
+
+//  The origin of this node's federation events: its node.id, with
+//  "~INCARNATION" when its data directory has one (fed.h).
+const char *
+    broker_fed_origin (broker_t *self);
 uint64_t
     broker_fed_key (uint32_t origin_id, uint64_t seq);
 

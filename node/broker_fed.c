@@ -158,31 +158,22 @@ broker_fed_enable (broker_t *self, queue_t *queue, bool global)
     return FEDQ_OK;
 }
 
-//  An ack on a global federated queue: the message leaves every member.
-void
-broker_fed_tombstone (broker_t *self, queue_t *q, const qentry_t *entry)
+//  Write a tombstone event of this node for (origin, seq) into the
+//  history of q, settling *settle in the same record when not NULL.
+static fedq_rc_t
+s_tomb_write (broker_t *self, queue_t *q, fedq_str_t origin, uint64_t seq,
+              const store_settle_t *settle)
 {
-    store_msg_t rec;
-    fedq_str_t origin;
-    uint64_t seq;
-    if (store_read (self->store, entry->pos, &rec)
-        || !broker_fed_id (q, &rec, &origin, &seq)) {
-        broker_settle (self, q, entry);
-        return;
-    }
-    u64map_del (q->fed_index,
-                broker_fed_key (broker_origin_id (self, origin), seq));
     char mid[PROTO_MAX_NAME + 1];
     snprintf (mid, sizeof mid, FED_TOMB_PREFIX "%.*s:%" PRIu64,
               (int) origin.len, origin.ptr, seq);
     uint64_t tseq = ++self->seq;
     int64_t now = fedq_wall_ms ();
     char fed_key[2 * PROTO_MAX_NAME + 4], own_key[PROTO_MAX_NAME + 3];
-    snprintf (fed_key, sizeof fed_key, "%s%s", q->fed_prefix, self->node_id);
+    snprintf (fed_key, sizeof fed_key, "%s%s", q->fed_prefix, self->fed_origin);
     snprintf (own_key, sizeof own_key, "o/%s", self->node_id);
     store_mark_t marks[2] = {{fedq_str_of (fed_key), tseq},
                              {fedq_str_of (own_key), tseq}};
-    store_settle_t settle = {q->qid, entry->pos};
     memset (&s_fed_msg, 0, sizeof s_fed_msg);
     s_fed_msg.origin = fedq_str_of (self->node_id);
     s_fed_msg.seq = tseq;
@@ -198,17 +189,53 @@ broker_fed_tombstone (broker_t *self, queue_t *q, const qentry_t *entry)
                        .qids = &q->fed_history->qid,
                        .nmarks = 2,
                        .marks = marks,
-                       .nsettles = 1,
-                       .settles = &settle,
+                       .nsettles = settle ? 1 : 0,
+                       .settles = settle,
                        .env = self->env.data,
                        .env_len = (uint32_t) self->env.size};
     store_pos_t pos;
-    if (store_append_msg (self->store, &out, &pos)) {
+    fedq_rc_t rc = store_append_msg (self->store, &out, &pos);
+    if (rc)
+        return rc;
+    qentry_t he = {.pos = pos, .enqueued_at = now};
+    broker_stage (self, q->fed_history, &he);
+    return FEDQ_OK;
+}
+
+//  An ack on a global federated queue: the message leaves every member.
+void
+broker_fed_tombstone (broker_t *self, queue_t *q, const qentry_t *entry)
+{
+    store_msg_t rec;
+    fedq_str_t origin;
+    uint64_t seq;
+    if (store_read (self->store, entry->pos, &rec)
+        || !broker_fed_id (q, &rec, &origin, &seq)) {
         broker_settle (self, q, entry);
         return;
     }
-    qentry_t he = {.pos = pos, .enqueued_at = now};
-    broker_stage (self, q->fed_history, &he);
+    u64map_del (q->fed_index,
+                broker_fed_key (broker_origin_id (self, origin), seq));
+    store_settle_t settle = {q->qid, entry->pos};
+    if (s_tomb_write (self, q, origin, seq, &settle))
+        broker_settle (self, q, entry);
+}
+
+//  A full resync showed the message of key gone elsewhere: remove it
+//  here the way a tombstone that arrives does (the tombstone written
+//  makes it durable and tells the other members).
+void
+broker_fed_forget (broker_t *self, queue_t *q, uint64_t key)
+{
+    uint64_t pos;
+    if (!q->fed_index || !u64map_get (q->fed_index, key, &pos))
+        return;
+    const char *origin = broker_origin_name (self, (uint32_t) (key >> 48));
+    if (s_tomb_write (self, q, fedq_str_of (origin), key & 0xFFFFFFFFFFFFull,
+                      NULL))
+        return;                 //  logged by the store; kept for now
+    u64map_del (q->fed_index, key);
+    queue_skip_add (q, pos);
 }
 
 fedq_rc_t
@@ -293,6 +320,24 @@ broker_fed_apply (broker_t *self, queue_t *q, fedq_str_t origin,
             u64map_put (q->fed_tombs, target_key, 1);
     }
     return FEDQ_OK;
+}
+
+static void
+s_settle_removed (void *ctx, const qentry_t *entry)
+{
+    queue_t *q = ((void **) ctx)[1];
+    broker_settle (((void **) ctx)[0], q, entry);
+    q->acked_total++;
+}
+
+//  Settle now the messages of q that tombstones removed but that still
+//  wait in its ready rings: once their tombstones leave the history, a
+//  restart would not remove them again.
+void
+broker_fed_settle_removed (broker_t *self, queue_t *q)
+{
+    void *ctx[2] = {self, q};
+    queue_skip_flush (q, s_settle_removed, ctx);
 }
 
 //  Drop the n oldest events of a history queue (every peer has them).

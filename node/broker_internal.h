@@ -15,6 +15,10 @@ typedef struct {
 
 struct _broker_t {
     char *node_id;              //  origin of messages published here
+    char *incarnation;          //  the data directory's id (meta.json),
+                                //  "" for one made before incarnations
+    char *fed_origin;           //  origin of this node's federation
+                                //  events: NODE, or NODE~INCARNATION
     char *data_dir;
     uint64_t max_message_bytes;
     store_t *store;             //  the node's log
@@ -69,9 +73,5 @@ void
 //  tombstone event (broker_fed.c).
 void
     broker_fed_tombstone (broker_t *self, queue_t *q, const qentry_t *entry);
-
-//  The target key of a tombstone record; false when rec is not one.
-bool
-    broker_tomb_target (broker_t *self, const store_msg_t *rec, uint64_t *key);
 
 #endif

@@ -7,7 +7,10 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <inttypes.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #define META_VERSION 1
@@ -57,6 +60,9 @@ broker_meta_save (broker_t *broker)
                              x->bindings[i].key));
     }
     json_object_set_new (root, "version", json_integer (META_VERSION));
+    if (**broker_incarnation (broker))
+        json_object_set_new (root, "incarnation",
+                             json_string (*broker_incarnation (broker)));
     json_object_set_new (root, "next_qid",
                          json_integer ((json_int_t) *broker_next_qid (broker)));
     json_object_set_new (root, "queues", queues);
@@ -85,6 +91,33 @@ broker_meta_save (broker_t *broker)
     }
     free (text);
     return rc;
+}
+
+#define META_INCARNATION_MAX 16
+
+static bool
+s_incarnation_ok (const char *inc)
+{
+    size_t n = strlen (inc);
+    if (n == 0 || n > META_INCARNATION_MAX)
+        return false;
+    for (const char *c = inc; *c; c++)
+        if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z')))
+            return false;
+    return true;
+}
+
+//  8 hex digits from the kernel's random source (the wall clock mixed in
+//  should it fail): two fresh directories of one node.id never share one.
+static char *
+s_new_incarnation (void)
+{
+    uint32_t r = 0;
+    if (getrandom (&r, sizeof r, 0) != (ssize_t) sizeof r)
+        r = (uint32_t) fedq_wall_ms () ^ (uint32_t) getpid ();
+    char text[9];
+    snprintf (text, sizeof text, "%08" PRIx32, r);
+    return strdup (text);
 }
 
 static const char *
@@ -123,7 +156,13 @@ broker_meta_load (broker_t *broker)
                         strerror (errno));
             return FEDQ_EIO;
         }
-        return FEDQ_OK;
+        //  A fresh directory is a new incarnation of the node: its
+        //  federation events get an origin of their own (fed.h), so a
+        //  member re-created under its old node.id never reuses the
+        //  sequences of the one that was lost. Saved before any event.
+        free (*broker_incarnation (broker));
+        *broker_incarnation (broker) = s_new_incarnation ();
+        return broker_meta_save (broker);
     }
     json_error_t err;
     json_t *root = json_load_file (path, 0, &err);
@@ -134,6 +173,17 @@ broker_meta_load (broker_t *broker)
         json_decref (root);
         return FEDQ_ECORRUPT;
     }
+    const char *inc = s_str (root, "incarnation");
+    if (inc && !s_incarnation_ok (inc)) {
+        fedq_error ("%s: \"incarnation\": expected 1 to %d characters "
+                    "from 0-9 a-z, got \"%.40s\"; restore the file from a "
+                    "backup",
+                    path, META_INCARNATION_MAX, inc);
+        json_decref (root);
+        return FEDQ_ECORRUPT;
+    }
+    free (*broker_incarnation (broker));
+    *broker_incarnation (broker) = strdup (inc ? inc : "");
     *broker_next_qid (broker) = s_uint (root, "next_qid");
     if (*broker_next_qid (broker) == 0)
         *broker_next_qid (broker) = 1;

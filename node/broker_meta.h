@@ -23,6 +23,10 @@ uint64_t *
     broker_next_qid (broker_t *self);
 zhashx_t *
     broker_queue_table (broker_t *self);
+//  The data directory's incarnation: set once by a fresh directory,
+//  read back from meta.json ("" for a directory older than the field).
+char **
+    broker_incarnation (broker_t *self);
 zhashx_t *
     broker_exchange_table (broker_t *self);
 queue_t *

@@ -67,6 +67,26 @@ static const s_family_t s_link_families[] = {
    "Events received from the peer and applied here (federation)."},
   {"fedq_link_history_events", "gauge", "history_events", 1,
    "Events the federated queue keeps for its peers to sync from."},
+  {"fedq_link_history_bytes", "gauge", "history_bytes", 1,
+   "Body bytes of the events the federated queue keeps."},
+  {"fedq_link_history_dropped_total", "counter", "history_dropped_total", 1,
+   "History events dropped by history_max_messages / history_max_bytes "
+   "before every member had them."},
+  {"fedq_link_resync_total", "counter", "resync_total", 1,
+   "Full resyncs sent to the peer (it lacked events below a history "
+   "floor)."},
+  {"fedq_link_resync_sent_total", "counter", "resync_sent_total", 1,
+   "Live messages the full resyncs to the peer carried."},
+  {"fedq_link_resync_skipped_total", "counter", "resync_skipped_total", 1,
+   "Events the peer never got: dropped from the history before it had "
+   "them, then consumed or expired here before its resync."},
+  {"fedq_link_resync_removed_total", "counter", "resync_removed_total", 1,
+   "Messages a full resync from the peer removed here (consume: global: "
+   "consumed elsewhere while their tombstones left the history)."},
+  {"fedq_link_incarnation_resets_total", "counter",
+   "incarnation_resets_total", 1,
+   "Times the peer came back without events of its own earlier "
+   "incarnation (a lost or restored data directory)."},
 };
 
 static const s_family_t s_queue_families[] = {

@@ -379,6 +379,9 @@ node_status_json (node_t *self)
       "config_generation", (json_int_t) self->config_generation,
       "config_loaded_at", (json_int_t) self->config_loaded_at, "fsync",
       fsync_names[self->cfg->node.fsync], "listen", self->cfg->node.listen);
+    //  The origin this node's federation events carry (fed.h).
+    json_object_set_new (node, "federation_origin",
+                         json_string (broker_fed_origin (self->broker)));
     json_t *store = json_pack (
       "{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "bytes", (json_int_t) ss.bytes,
       "segments", (json_int_t) ss.segments, "commits",

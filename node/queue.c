@@ -252,6 +252,27 @@ queue_would_overflow (const queue_t *self, uint64_t extra_msgs,
 }
 
 void
+queue_skip_flush (queue_t *self, void (*fn) (void *ctx, const qentry_t *e),
+                  void *ctx)
+{
+    for (int p = 0; p <= 9 && self->skip_count; p++) {
+        qring_t *ring = &self->ready[p];
+        size_t kept = 0;
+        for (size_t i = 0; i < ring->count; i++) {
+            qentry_t e = ring->items[(ring->head + i) & (ring->cap - 1)];
+            if (queue_skip_take (self, e.pos)) {
+                self->ready_count--;
+                self->ready_bytes -= e.size;
+                fn (ctx, &e);
+            }
+            else
+                ring->items[(ring->head + kept++) & (ring->cap - 1)] = e;
+        }
+        ring->count = kept;
+    }
+}
+
+void
 queue_drain (queue_t *self, void (*fn) (void *ctx, const qentry_t *e),
              void *ctx)
 {

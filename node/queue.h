@@ -121,6 +121,12 @@ void
 bool
     queue_skip_take (queue_t *self, store_pos_t pos);
 
+//  Take the ready entries marked removed out of the queue now, calling
+//  fn for each (delivered ones stay marked until settled).
+void
+    queue_skip_flush (queue_t *self,
+                      void (*fn) (void *ctx, const qentry_t *e), void *ctx);
+
 //  Total messages in the queue (ready + unacked, less removed ones).
 uint64_t
     queue_depth (const queue_t *self);

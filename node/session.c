@@ -1117,6 +1117,8 @@ session_handle (node_t *self, const uint8_t *id, size_t idlen,
             return;
         case PROTO_FED_EVENT:
         case PROTO_FED_ACK:
+        case PROTO_FED_RESYNC:
+        case PROTO_FED_KEEP:
             if (session->fed_stream)
                 fed_session_frame (session->fed, session->fed_stream, frame,
                                    env ? zmq_msg_data (env) : NULL,

@@ -52,6 +52,8 @@ static const char *const s_cmd_names[PROTO_CMD_MAX] = {
     [PROTO_FED_SYNC] = "FED_SYNC",
     [PROTO_FED_EVENT] = "FED_EVENT",
     [PROTO_FED_ACK] = "FED_ACK",
+    [PROTO_FED_RESYNC] = "FED_RESYNC",
+    [PROTO_FED_KEEP] = "FED_KEEP",
 };
 
 //  Fields each command requires besides v and cmd (docs/protocol.md).

@@ -64,7 +64,9 @@ typedef enum {
     PROTO_FED_SYNC = 61,
     PROTO_FED_EVENT = 62,
     PROTO_FED_ACK = 63,
-    PROTO_CMD_MAX = 64
+    PROTO_FED_RESYNC = 64,      //  q, epoch, json = floors: a resync ends
+    PROTO_FED_KEEP = 65,        //  q, epoch, node, json = live seqs
+    PROTO_CMD_MAX = 66
 } proto_cmd_t;
 
 //  Name of a command ("PUBLISH"), or "UNKNOWN".

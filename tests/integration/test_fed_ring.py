@@ -111,6 +111,7 @@ class FedTopologyTest(harness.FedqTestCase):
         returns. Returns (s2's depth, the others' depth)."""
         nodes = fedlib.make_members(self, ["hub", "s1", "s2"], "hub")
         hub, s1, s2 = nodes
+        self.nodes_by_id = {n.id: n for n in nodes}
         if hub_lists_spokes:
             hub.sections["federated_queues"][0]["peers"] = [
                 {"id": s.id, "endpoint": s.endpoint} for s in (s1, s2)]
@@ -161,20 +162,27 @@ class FedTopologyTest(harness.FedqTestCase):
                 msg="hub's link to s2 idle")
         return s2.depth("audit"), hub.depth("audit"), hub_history
 
-    def test_limit_hub_forgets_unlisted_spoke_after_restart(self):
-        """KNOWN LIMIT (docs/operations.md): the hub lists no peers, so
-        after it restarts it knows only the spokes that connected since.
-        s2, down at the time, is not waited for: the hub and s1 compact
-        s1's new events once s1 and the hub have them, and s2 never gets
-        them. This asserts the limit as it stands; when compaction learns
-        every member durably, invert it (s2 then ends with 1000)."""
+    def test_hub_restart_unlisted_spoke_gets_resync(self):
+        """The hub lists no peers, so after it restarts it knows only the
+        spokes that connected since. s2, down at the time, is not waited
+        for: the hub and s1 compact s1's new events once they both have
+        them. The compaction raised the history floors, so when s2 comes
+        back below them it gets a full resync of the live messages
+        (docs/operations.md, "Bounded history and full resync") and ends
+        with all 1000 (it used to keep only its 500: a silent gap)."""
         s2_depth, hub_depth, hub_history = \
             self.hub_restart_while_spoke_down(hub_lists_spokes=False)
         self.assertEqual(hub_depth, 1000)
         self.assertEqual(hub_history, [0],
                          "the hub compacted without waiting for s2")
-        self.assertEqual(s2_depth, 500,
-                         "s2 got only what it had before the outage")
+        s2 = self.nodes_by_id["s2"]
+        harness.wait_until(lambda: s2.depth("audit") == 1000, timeout=30,
+                           msg="s2 resynced to 1000 (had %d)" % s2_depth)
+        to_s2 = [ln for ln in fedlib.fed_links(self.nodes_by_id["hub"])
+                 if ln["peer"] == "s2"]
+        self.assertGreaterEqual(to_s2[0]["resync_total"], 1, to_s2)
+        msgs = fedlib.drain(s2, 1000)
+        fedlib.check_member(self, "s2", msgs)
 
     def test_hub_listing_spokes_waits_for_them(self):
         """The remedy for the limit above: a hub that lists its spokes

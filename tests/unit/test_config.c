@@ -438,6 +438,18 @@ static const bad_case_t s_bad_cases[] = {
     {"89-http-tls-missing-key.yaml",
      "89-http-tls-missing-key.yaml:7:5: node.http_tls.key: required key is "
      "missing (expected a file path)"},
+    {"90-history-max-messages-zero.yaml",
+     "90-history-max-messages-zero.yaml:6:42: "
+     "federated_queues[0].history_max_messages: expected an integer from 1 "
+     "to 1000000000, got \"0\""},
+    {"91-history-max-bytes-too-large.yaml",
+     "91-history-max-bytes-too-large.yaml:6:39: "
+     "federated_queues[0].history_max_bytes: expected a size from 1 to "
+     "1TiB, got \"2TiB\""},
+    {"92-history-max-messages-not-number.yaml",
+     "92-history-max-messages-not-number.yaml:6:42: "
+     "federated_queues[0].history_max_messages: expected a positive "
+     "integer, got \"lots\""},
 };
 
 #define NBAD (sizeof s_bad_cases / sizeof s_bad_cases[0])
