@@ -781,6 +781,9 @@ def kind_has_end(f):
 def run(args):
     faults = plan(args.seed, topology.make(args.topology), args.duration,
                   args.faults, args.gap)
+    if args.only:
+        #  Reducing a failure: the same plan, only some of its faults.
+        faults = [f for f in faults if f["n"] in args.only]
     with open(os.path.join(args.out, "schedule.json"), "w") as f:
         json.dump({"seed": args.seed, "topology": args.topology,
                    "duration": args.duration, "faults": faults}, f,
@@ -876,6 +879,9 @@ def parse_args(argv=None):
     ap.add_argument("--live-consumer", action="store_true",
                     help="consume at the sink during the run too "
                          "(repeats after a crash are then allowed)")
+    ap.add_argument("--only", default="",
+                    help="apply only these faults of the plan (numbers, "
+                         "comma separated: reducing a failed seed)")
     ap.add_argument("--plan-only", action="store_true",
                     help="print the schedule and exit")
     ap.add_argument("--keep", action="store_true",
@@ -888,6 +894,10 @@ def parse_args(argv=None):
         args.producers = max(2, len(topo.entries))
     if topo.redelivery == "sites":
         args.live_consumer = True   # the topology consumes at every site
+    try:
+        args.only = {int(n) for n in args.only.split(",") if n.strip()}
+    except ValueError:
+        ap.error("--only: fault numbers, comma separated")
     bad = [k for k in args.faults if k not in ALL_KINDS]
     if bad or not args.faults:
         ap.error("--faults: unknown %s (have %s)" % (bad, ALL_KINDS))

@@ -107,6 +107,7 @@ class PlanTest(unittest.TestCase):
 
     def test_federation_topologies(self):
         want = {"fed3": ("mesh", "local", 6), "fedring3": ("ring", "local", 3),
+                "fedring4": ("biring", "local", 8),
                 "fedglobal3": ("mesh", "global", 6)}
         for name, (kind, consume, nlinks) in want.items():
             topo = topology.make(name)
@@ -144,6 +145,11 @@ class PlanTest(unittest.TestCase):
         ring = topology.make("fedring3")
         for n in ring.nodes:
             self.assertEqual(len(ring.neighbours(n)), 2)
+        # fedring4 lists both neighbours: a and c are not neighbours.
+        ring = topology.make("fedring4")
+        for n in ring.nodes:
+            self.assertEqual(ring.neighbours(n), ring.peers[n])
+        self.assertNotIn("c", ring.neighbours("a"))
 
     @staticmethod
     def fed_status(topo, backlog=None, state=None, drop=None):
@@ -167,7 +173,7 @@ class PlanTest(unittest.TestCase):
         return out
 
     def test_federation_settled_uses_every_member_pair(self):
-        for name in ("fed3", "fedring3", "fedglobal3"):
+        for name in ("fed3", "fedring3", "fedring4", "fedglobal3"):
             topo = topology.make(name)
             ok = self.fed_status(topo)
             self.assertTrue(topo.links_running(ok))

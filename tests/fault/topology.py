@@ -121,7 +121,9 @@ class FedQueue:
     publish at every member; every member dials the peers it lists
     through a fault proxy of its own (kind "mesh": everyone lists
     everyone, two links per pair; "ring": each lists the next only, so
-    events reach the member after next through the next).
+    events reach the member after next through the next; "biring": each
+    lists the next and the previous, so every neighbour is listed, the
+    remedy docs/operations.md gives for unlisted members).
 
     consume "local": every member is a sink group of its own: each must
     end with every confirmed message exactly once, per-origin (=
@@ -140,7 +142,8 @@ class FedQueue:
     QUEUE = "audit"
 
     def __init__(self, n, kind="mesh", consume="local", name=None):
-        assert 2 <= n <= len(NODE_NAMES) and kind in ("mesh", "ring")
+        assert 2 <= n <= len(NODE_NAMES)
+        assert kind in ("mesh", "ring", "biring")
         assert consume in ("local", "global")
         self.name = name or "fed%s%d" % ("" if kind == "mesh" else kind, n)
         self.kind, self.consume = kind, consume
@@ -148,8 +151,12 @@ class FedQueue:
         if kind == "mesh":
             self.peers = {a: [b for b in self.nodes if b != a]
                           for a in self.nodes}
-        else:
+        elif kind == "ring":
             self.peers = {a: [self.nodes[(i + 1) % n]]
+                          for i, a in enumerate(self.nodes)}
+        else:
+            self.peers = {a: sorted({self.nodes[(i + 1) % n],
+                                     self.nodes[(i - 1) % n]})
                           for i, a in enumerate(self.nodes)}
         self.entries = [(nid, "", self.QUEUE) for nid in self.nodes]
         if consume == "local":
@@ -221,6 +228,7 @@ TOPOLOGIES = {
     "chain3": lambda: ShovelChain(3),
     "fed3": lambda: FedQueue(3, "mesh", "local"),
     "fedring3": lambda: FedQueue(3, "ring", "local"),
+    "fedring4": lambda: FedQueue(4, "biring", "local", name="fedring4"),
     "fedglobal3": lambda: FedQueue(3, "mesh", "global", name="fedglobal3"),
 }
 
