@@ -368,7 +368,12 @@ class Producer(threading.Thread):
 
 class LiveConsumer(threading.Thread):
     """`fedq consume QUEUE --json` at a sink during the run, restarted
-    when it ends (its node was killed): deliveries go to live-N.jsonl."""
+    when it ends (its node was killed) or when its node restarted under
+    it: `fedq consume` then opens a new session but does not subscribe
+    again (known issue 5 in docs/operations.md), so it would wait for
+    ever. Deliveries go to live-N.jsonl."""
+
+    RESTARTED = "does not know this session"
 
     def __init__(self, node, queue, outdir, log, prefix=""):
         super().__init__(name="consumer-" + node.id, daemon=True)
@@ -389,7 +394,10 @@ class LiveConsumer(threading.Thread):
                     stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                     env=harness.child_env()))
             while proc.poll() is None and not self.stop_ev.wait(0.2):
-                pass
+                if self.RESTARTED in Producer._text(path + ".err"):
+                    self.log("consumer at %s: its node restarted, the "
+                             "consumer starts again" % self.node.id)
+                    break
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
                 try:
