@@ -9,6 +9,13 @@ reports (as JSON, then a line "chaos: N passed, N failed"):
   reordered    at one consumer, a message of a producer delivered after a
                later message of the same producer
 
+With --cross-site (a federated queue with `consume: global`: one group
+whose consumers are at several members, files SITE.NAME.jsonl), a group
+must get every confirmed message at least once: a message delivered at
+more than one site counts as cross_site_duplicates (both sides of a
+partition may deliver it; not a failure), repeats at one site as
+duplicated (or redelivered with --allow-redelivery).
+
 Message ids are PRODUCER-SEQ as `fedq publish --id PRODUCER` makes them
 (PRODUCER-1..PRODUCER-N). A producer restarted by the publisher wrapper
 takes a new generation, PRODUCER.gN (P1.g0, P1.g1, ...): order is checked
@@ -36,6 +43,8 @@ usage:
   options: --allow-redelivery  count repeats as "redelivered", not failures
                                (consumers that ran through crashes: an ack
                                lost with a node is at-least-once)
+           --cross-site        repeats across sites of a group are
+                               cross_site_duplicates, not failures
            --json-only / --quiet
 
 Exit 0 when every run passed, 1 when any failed, 2 on bad usage.
@@ -163,7 +172,16 @@ def was_published(run, message_id):
     return 1 <= p[2] <= run.published.get(prefix, 0)
 
 
-def check(run, allow_redelivery=False):
+def consumer_site(consumer):
+    """'global/b.live-3.jsonl' -> 'b'; a file without a SITE. prefix is a
+    site of its own."""
+    base = consumer.rpartition("/")[2]
+    if base.endswith(".jsonl"):
+        base = base[:-len(".jsonl")]
+    return base.partition(".")[0] if "." in base else base
+
+
+def check(run, allow_redelivery=False, cross_site=False):
     """The verdict on one run, as a dict (see the module doc)."""
     confirmed = set(run.confirmed)
     r = {
@@ -179,6 +197,8 @@ def check(run, allow_redelivery=False):
                      "reordered": []},
     }
     ex = r["examples"]
+    if cross_site:
+        r["cross_site_duplicates"] = 0
     if not run.groups:
         r["groups"]["(none)"] = {"delivered": 0, "lost": len(confirmed)}
         r["lost"] = len(confirmed)
@@ -187,10 +207,12 @@ def check(run, allow_redelivery=False):
     unconfirmed_delivered = set()
     for group, consumers in sorted(run.groups.items()):
         count = {}
+        sites = {}                  # id -> {site: deliveries}
         repeats_marked = {}
         deliveries = 0
         reordered = 0
         for consumer, items in consumers:
+            site = consumer_site(consumer)
             top_seq = {}            # (producer, gen) -> (seq, id)
             top_gen = {}            # producer -> (gen, id)
             seen_here = set()
@@ -198,6 +220,9 @@ def check(run, allow_redelivery=False):
                 mid = d.get("message_id")
                 deliveries += 1
                 count[mid] = count.get(mid, 0) + 1
+                if cross_site:
+                    per = sites.setdefault(mid, {})
+                    per[site] = per.get(site, 0) + 1
                 if count[mid] > 1 and d.get("redelivered"):
                     repeats_marked[mid] = repeats_marked.get(mid, 0) + 1
                 if mid not in confirmed:
@@ -232,9 +257,18 @@ def check(run, allow_redelivery=False):
                 if not tg or gen > tg[0]:
                     top_gen[base] = (gen, mid)
         lost = sorted(confirmed - set(count), key=_id_key)
-        dup_ids = sorted((m for m, c in count.items() if c > 1),
-                         key=_id_key)
-        extra = sum(count[m] - 1 for m in dup_ids)
+        cross = 0
+        if cross_site:
+            # At least once in the group: a message at two sites is one
+            # cross-site duplicate; only repeats at one site are repeats.
+            cross = sum(len(per) - 1 for per in sites.values())
+            dup_ids = sorted((m for m, per in sites.items()
+                              if max(per.values()) > 1), key=_id_key)
+            extra = sum(c - 1 for m in dup_ids for c in sites[m].values())
+        else:
+            dup_ids = sorted((m for m, c in count.items() if c > 1),
+                             key=_id_key)
+            extra = sum(count[m] - 1 for m in dup_ids)
         if allow_redelivery:
             redelivered, duplicated, dups = extra, 0, []
         else:
@@ -247,6 +281,9 @@ def check(run, allow_redelivery=False):
              "duplicated": duplicated, "redelivered": redelivered,
              "redelivered_marked": sum(repeats_marked.values()),
              "reordered": reordered}
+        if cross_site:
+            g["cross_site_duplicates"] = cross
+            r["cross_site_duplicates"] += cross
         r["groups"][group] = g
         r["lost"] += len(lost)
         r["duplicated"] += duplicated
@@ -276,11 +313,14 @@ def summary_line(results):
 
 def describe(r):
     """One human line per run."""
-    return ("%s: %s  confirmed=%d lost=%d duplicated=%d unexpected=%d "
+    text = ("%s: %s  confirmed=%d lost=%d duplicated=%d unexpected=%d "
             "reordered=%d redelivered=%d unconfirmed_delivered=%d"
             % (r["run"], "PASS" if r["passed"] else "FAIL", r["confirmed"],
                r["lost"], r["duplicated"], r["unexpected"], r["reordered"],
                r["redelivered"], r["unconfirmed_delivered"]))
+    if r.get("cross_site_duplicates"):
+        text += " cross_site_duplicates=%d" % r["cross_site_duplicates"]
+    return text
 
 
 def main(argv=None):
@@ -292,6 +332,9 @@ def main(argv=None):
     ap.add_argument("--delivered", action="append", default=[],
                     help="[GROUP=]FILE of `fedq consume --json` lines")
     ap.add_argument("--allow-redelivery", action="store_true")
+    ap.add_argument("--cross-site", action="store_true",
+                    help="a group's SITE.*.jsonl files are several sites "
+                         "(consume: global): each message at least once")
     ap.add_argument("--json-only", action="store_true")
     ap.add_argument("--quiet", action="store_true",
                     help="only the per-run lines and the summary")
@@ -319,7 +362,8 @@ def main(argv=None):
         return 2
     if not runs:
         ap.error("give run folders or --confirmed/--delivered files")
-    results = [check(r, args.allow_redelivery) for r in runs]
+    results = [check(r, args.allow_redelivery, args.cross_site)
+               for r in runs]
     if not args.quiet:
         print(json.dumps(results if len(results) > 1 else results[0],
                          indent=2, sort_keys=True))

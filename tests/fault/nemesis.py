@@ -17,15 +17,17 @@ Given a seed, a topology (tests/fault/topology.py) and a duration, it
      node restarted under strace);
   4. heals everything, stops the producers, waits (polling `fedq status
      --json` with a deadline) until every link shows backlog 0 and lag 0
-     and every transit queue is empty, drains the final queues with
-     `fedq consume --json`, and runs the checker (tests/fault/checker.py).
+     (the topology says what its links are: shovels, or every federation
+     member pair) and every transit queue is empty, drains the final
+     queues with `fedq consume --json`, and runs the checker
+     (tests/fault/checker.py).
 
 It writes result.json in --out and prints one line:
     seed 7: PASS faults=19 (kill 4, pause 3, ...) confirmed=... lost=0 ...
 Exit 0 when the run passed, 1 when it failed, 2 on bad usage.
 
 usage: nemesis.py --seed S [--duration 60] [--topology chain3]
-                  [--out DIR] [--producers 2] [--rate 200] [--size 256]
+                  [--out DIR] [--producers N] [--rate 200] [--size 256]
                   [--faults kill,pause,delay,blackhole,reset,bandwidth]
                   [--gap 2.5] [--live-consumer] [--tmpfs-size 64m]
                   [--plan-only] [--keep] [--verbose]
@@ -366,17 +368,24 @@ class Producer(threading.Thread):
 
 class LiveConsumer(threading.Thread):
     """`fedq consume QUEUE --json` at a sink during the run, restarted
-    when it ends (its node was killed): deliveries go to live-N.jsonl."""
+    when it ends (its node was killed) or when its node restarted under
+    it: `fedq consume` then opens a new session but does not subscribe
+    again (known issue 5 in docs/operations.md), so it would wait for
+    ever. Deliveries go to live-N.jsonl."""
 
-    def __init__(self, node, queue, outdir, log):
-        super().__init__(name="consumer", daemon=True)
+    RESTARTED = "does not know this session"
+
+    def __init__(self, node, queue, outdir, log, prefix=""):
+        super().__init__(name="consumer-" + node.id, daemon=True)
         self.node, self.queue, self.outdir, self.log = node, queue, outdir, log
+        self.prefix = prefix
         self.stop_ev = threading.Event()
         self.runs = 0
 
     def run(self):
         while not self.stop_ev.is_set() and self.runs < 500:
-            path = os.path.join(self.outdir, "live-%d.jsonl" % self.runs)
+            path = os.path.join(self.outdir, "%slive-%d.jsonl"
+                                % (self.prefix, self.runs))
             self.runs += 1
             with open(path, "wb") as out, open(path + ".err", "wb") as err:
                 proc = harness.track(subprocess.Popen(
@@ -385,7 +394,10 @@ class LiveConsumer(threading.Thread):
                     stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                     env=harness.child_env()))
             while proc.poll() is None and not self.stop_ev.wait(0.2):
-                pass
+                if self.RESTARTED in Producer._text(path + ".err"):
+                    self.log("consumer at %s: its node restarted, the "
+                             "consumer starts again" % self.node.id)
+                    break
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
                 try:
@@ -411,7 +423,7 @@ class Nemesis:
         self.nodes = {}
         self.proxies = {}
         self.producers = []
-        self.consumer = None
+        self.consumers = []
         self.down = set()           # nodes killed by a fault, not back yet
         self.paused = set()
         self.filled = set()         # nodes whose disk is full
@@ -469,17 +481,11 @@ class Nemesis:
         harness.wait_until(self.links_running, timeout=30,
                            msg="every link running")
 
-    def link_entries(self):
-        for nid, node in self.nodes.items():
-            for link in node.status().get("links", []):
-                yield nid, link
+    def statuses(self):
+        return {nid: node.status() for nid, node in self.nodes.items()}
 
     def links_running(self):
-        names = {lk.name for lk in self.topo.links()}
-        seen = {lk["name"]: lk.get("state") for _, lk in self.link_entries()
-                if lk.get("name") in names}
-        return (set(seen) == names
-                and all(s == "running" for s in seen.values()))
+        return self.topo.links_running(self.statuses())
 
     # Faults
     def check_nodes(self):
@@ -623,19 +629,39 @@ class Nemesis:
             self.producers.append(p)
             p.start()
         if self.args.live_consumer:
-            group, nid, queue = self.topo.sinks[0]
-            d = os.path.join(self.out, "delivered", group)
-            os.makedirs(d, exist_ok=True)
-            self.consumer = LiveConsumer(self.nodes[nid], queue, d, self.log)
-            self.consumer.start()
+            several = len(self.topo.live_sinks) > 1
+            for group, nid, queue in self.topo.live_sinks:
+                d = os.path.join(self.out, "delivered", group)
+                os.makedirs(d, exist_ok=True)
+                #  Several sites in one group: files SITE.live-N.jsonl (the
+                #  checker tells the sites apart by the prefix).
+                c = LiveConsumer(self.nodes[nid], queue, d, self.log,
+                                 prefix=nid + "." if several else "")
+                self.consumers.append(c)
+                c.start()
+
+    def stop_threads(self, threads, grace_s, what):
+        """Stop producers or consumers: all are told at once, then each
+        gets grace_s to finish; what(thread) names one that did not."""
+        for t in threads:
+            t.stop_ev.set()
+        for t in threads:
+            t.join(harness.scaled(grace_s))
+            if t.is_alive():
+                self.fail("%s did not stop" % what(t))
+
+    def stop_consumers(self):
+        self.stop_threads(self.consumers, 30,
+                          lambda c: "live consumer at " + c.node.id)
+        if self.consumers:
+            self.log("live consumers stopped: %s" % ", ".join(
+                "%s %d runs" % (c.node.id, c.runs) for c in self.consumers))
+        self.consumers = []
 
     def stop_workload(self):
+        self.stop_threads(self.producers, 60,
+                          lambda p: "producer " + p.pname)
         for p in self.producers:
-            p.stop_ev.set()
-        for p in self.producers:
-            p.join(harness.scaled(60))
-            if p.is_alive():
-                self.fail("producer %s did not stop" % p.pname)
             if p.error:
                 self.fail("producer %s: %s" % (p.pname, p.error))
         self.log("producers stopped: %s" % ", ".join(
@@ -644,22 +670,16 @@ class Nemesis:
 
     # Settle and drain
     def settled(self):
-        """Every link idle (backlog 0, lag 0, running) and every transit
-        queue empty, in topology order."""
-        names = {lk.name for lk in self.topo.links()}
-        for nid, node in self.nodes.items():
-            st = node.status()
-            for lk in st.get("links", []):
-                if lk.get("name") not in names:
-                    continue
-                if (lk.get("backlog_messages") or lk.get("lag_seconds")
-                        or lk.get("state") != "running"):
+        """Every link idle (the topology says what that is: shovels at
+        backlog 0, lag 0, running; federation: every member pair at
+        backlog 0) and every transit queue empty."""
+        statuses = self.statuses()
+        if not self.topo.links_idle(statuses):
+            return False
+        for tnode, q in self.topo.transit:
+            for e in statuses[tnode].get("queues", []):
+                if e.get("name") == q and e.get("depth"):
                     return False
-            for tnode, q in self.topo.transit:
-                if tnode == nid:
-                    for e in st.get("queues", []):
-                        if e.get("name") == q and e.get("depth"):
-                            return False
         return True
 
     def settle(self):
@@ -682,15 +702,16 @@ class Nemesis:
                     self.log("status of %s: %s" % (nid, ee))
 
     def drain(self):
-        if self.consumer:
-            self.consumer.stop_ev.set()
-            self.consumer.join(harness.scaled(30))
+        self.stop_consumers()
         for group, nid, queue in self.topo.sinks:
             node = self.nodes[nid]
             d = os.path.join(self.out, "delivered", group)
             os.makedirs(d, exist_ok=True)
             depth = node.depth(queue) or 0
-            path = os.path.join(d, "drain.jsonl")
+            several = len(self.topo.live_sinks) > 1
+            path = os.path.join(d, (nid + "." if several and
+                                    self.args.live_consumer else "")
+                                + "drain.jsonl")
             with open(path, "w") as f:
                 if depth:
                     r = harness.run(node.cli.argv(
@@ -706,6 +727,21 @@ class Nemesis:
             if left:
                 self.fail("%s/%s still holds %s after draining %d"
                           % (nid, queue, left, depth))
+        if self.topo.empty_after_drain:
+            self.wait_empty()
+
+    def wait_empty(self):
+        """consume: global: the drain's acks reach every member, which
+        must then hold nothing."""
+        queue = self.topo.sinks[0][2]
+        try:
+            harness.wait_until(lambda: all(
+                not n.depth(queue) for n in self.nodes.values()),
+                timeout=self.args.settle_timeout,
+                msg="every member empty after the drain")
+        except harness.WaitTimeout as e:
+            self.fail("%s: %s" % (e, {nid: n.depth(queue)
+                                      for nid, n in self.nodes.items()}))
 
     def snapshot(self):
         sdir = os.path.join(self.out, "status")
@@ -716,11 +752,15 @@ class Nemesis:
             with open(os.path.join(sdir, nid + ".json"), "w") as f:
                 json.dump(st, f, indent=1)
             for lk in st.get("links", []):
-                links[lk.get("name")] = {k: lk.get(k) for k in (
+                #  A federation entry is named QUEUE/PEER on each member.
+                key = lk.get("name")
+                if lk.get("kind") == "federation":
+                    key = "%s:%s" % (nid, key)
+                links[key] = {k: lk.get(k) for k in (
                     "state", "forwarded_total", "confirmed_total",
-                    "duplicates_dropped_total", "duplicates_total",
-                    "resent_total", "reconnects_total", "last_error")
-                    if k in lk}
+                    "applied_total", "duplicates_dropped_total",
+                    "duplicates_total", "resent_total", "reconnects_total",
+                    "last_error") if k in lk}
         return links
 
     def stop_all(self):
@@ -749,6 +789,9 @@ def kind_has_end(f):
 def run(args):
     faults = plan(args.seed, topology.make(args.topology), args.duration,
                   args.faults, args.gap)
+    if args.only:
+        #  Reducing a failure: the same plan, only some of its faults.
+        faults = [f for f in faults if f["n"] in args.only]
     with open(os.path.join(args.out, "schedule.json"), "w") as f:
         json.dump({"seed": args.seed, "topology": args.topology,
                    "duration": args.duration, "faults": faults}, f,
@@ -774,6 +817,10 @@ def run(args):
         nem.run_schedule(faults)
         nem.heal()
         nem.stop_workload()
+        if nem.topo.redelivery == "sites":
+            #  Consumers at every member: stopped before settling, so
+            #  that their last acks are replicated before the drain.
+            nem.stop_consumers()
         nem.settle()
         nem.drain()
         result["links"] = nem.snapshot()
@@ -783,7 +830,7 @@ def run(args):
         nem.stop_all()
     run_data = checker.Run.from_dir(args.out)
     verdict = checker.check(run_data, allow_redelivery=bool(
-        args.live_consumer))
+        args.live_consumer), cross_site=nem.topo.redelivery == "sites")
     result["check"] = verdict
     result["generations"] = {p.pname: len(p.generations)
                              for p in nem.producers}
@@ -809,6 +856,8 @@ def summary(r):
                 r["faults_total"], kinds or "none", c.get("confirmed"),
                 c.get("lost"), c.get("duplicated"), c.get("unexpected"),
                 c.get("reordered"), r["seconds"]))
+    if "cross_site_duplicates" in c:
+        text += " cross_site_duplicates=%d" % c["cross_site_duplicates"]
     for f in r.get("failures", [])[:3]:
         text += "\n    " + f.splitlines()[0]
     return text
@@ -821,7 +870,9 @@ def parse_args(argv=None):
     ap.add_argument("--topology", default="chain3",
                     choices=sorted(topology.TOPOLOGIES))
     ap.add_argument("--out", help="run folder (default: a new temp folder)")
-    ap.add_argument("--producers", type=int, default=2)
+    ap.add_argument("--producers", type=int, default=None,
+                    help="default 2, or one per entry when the topology "
+                         "has more (a producer at every member)")
     ap.add_argument("--rate", type=int, default=200,
                     help="messages/s per producer")
     ap.add_argument("--size", type=int, default=256)
@@ -836,6 +887,9 @@ def parse_args(argv=None):
     ap.add_argument("--live-consumer", action="store_true",
                     help="consume at the sink during the run too "
                          "(repeats after a crash are then allowed)")
+    ap.add_argument("--only", default="",
+                    help="apply only these faults of the plan (numbers, "
+                         "comma separated: reducing a failed seed)")
     ap.add_argument("--plan-only", action="store_true",
                     help="print the schedule and exit")
     ap.add_argument("--keep", action="store_true",
@@ -843,6 +897,15 @@ def parse_args(argv=None):
     ap.add_argument("--verbose", "-v", action="store_true")
     args = ap.parse_args(argv)
     args.faults = [k.strip() for k in args.faults.split(",") if k.strip()]
+    topo = topology.make(args.topology)
+    if args.producers is None:
+        args.producers = max(2, len(topo.entries))
+    if topo.redelivery == "sites":
+        args.live_consumer = True   # the topology consumes at every site
+    try:
+        args.only = {int(n) for n in args.only.split(",") if n.strip()}
+    except ValueError:
+        ap.error("--only: fault numbers, comma separated")
     bad = [k for k in args.faults if k not in ALL_KINDS]
     if bad or not args.faults:
         ap.error("--faults: unknown %s (have %s)" % (bad, ALL_KINDS))

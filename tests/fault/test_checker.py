@@ -250,6 +250,92 @@ class CheckerTest(unittest.TestCase):
         res = self.run_dir.check(allow_redelivery=True)
         self.assertOnly(res, reordered=1)
 
+    # -- federated queues ----------------------------------------------
+    def fed_run(self, n=50):
+        """Three members a, b, c, producer Pa at a, Pb at b, Pc at c:
+        {producer: ids}, all confirmed."""
+        out = {}
+        for site in "abc":
+            prod = "P" + site
+            self.run_dir.published(prod, prod + ".g0", n)
+            out[prod] = ids(prod + ".g0", 1, n)
+            self.run_dir.confirmed(prod, out[prod])
+        return out
+
+    def test_local_members_interleave_origins_differently(self):
+        # consume: local: every member a group, each with another
+        # interleaving of the origins, each origin in order: a pass.
+        by = self.fed_run()
+        orders = {"a": ("Pa", "Pb", "Pc"), "b": ("Pb", "Pc", "Pa"),
+                  "c": ("Pc", "Pa", "Pb")}
+        for site, first in orders.items():
+            items = []
+            for prod in first:
+                items += [delivery(m, origin=prod[1]) for m in by[prod]]
+            self.run_dir.delivered(site, "drain", items)
+        res = self.run_dir.check()
+        self.assertOnly(res)
+        self.assertEqual(sorted(res["groups"]), ["a", "b", "c"])
+        self.assertNotIn("cross_site_duplicates", res)
+
+    def test_local_member_missing_or_repeating_an_origin(self):
+        by = self.fed_run()
+        full = [delivery(m) for p in sorted(by) for m in by[p]]
+        self.run_dir.delivered("a", "drain", full)
+        # b lost Pc's last message; c got one of Pa's twice and one of
+        # Pb's out of its origin's order.
+        self.run_dir.delivered("b", "drain", full[:-1])
+        c = list(full)
+        c.insert(10, delivery("Pa.g0-3"))
+        c[60], c[61] = c[61], c[60]
+        self.run_dir.delivered("c", "drain", c)
+        res = self.run_dir.check()
+        self.assertOnly(res, lost=1, duplicated=1, reordered=1)
+        self.assertEqual(res["examples"]["lost"], ["b: Pc.g0-50"])
+
+    def global_run(self, slices):
+        """consume: global, 20 messages of each of Pa, Pb, Pc: consumer
+        file -> (lo, hi) slice of all ids, delivered in order."""
+        by = self.fed_run(20)
+        every = [m for p in sorted(by) for m in by[p]]
+        for name, (lo, hi) in slices.items():
+            self.run_dir.delivered("global", name,
+                                   [delivery(m) for m in every[lo:hi]])
+        return every
+
+    def test_cross_site_duplicates_counted_not_failed(self):
+        # consume: global: one group, consumers at three sites; a message
+        # taken at two sites is a cross-site duplicate, allowed.
+        every = self.global_run({"a.live-0": (0, 30), "b.live-0": (25, 50),
+                                 "c.drain": (48, 60)})
+        res = self.run_dir.check(cross_site=True)
+        self.assertOnly(res)
+        self.assertEqual(res["cross_site_duplicates"], 5 + 2)
+        self.assertEqual(res["groups"]["global"]["cross_site_duplicates"], 7)
+        # The same files without --cross-site: repeats in one group.
+        self.assertOnly(self.run_dir.check(), duplicated=7)
+
+    def test_cross_site_still_catches_loss_and_site_repeats(self):
+        # b.live-0 and b.live-1 are one site: Pb.g0-15 twice there (a
+        # repeat); Pa.g0-1 at a and b (a cross-site duplicate).
+        every = self.global_run({"a.live-0": (0, 30), "b.live-0": (30, 40)})
+        self.run_dir.delivered("global", "b.live-1",
+                               [delivery("Pb.g0-15"), delivery("Pa.g0-1")]
+                               + [delivery(m) for m in every[40:59]])
+        res = self.run_dir.check(cross_site=True)
+        self.assertOnly(res, lost=1, duplicated=1)
+        self.assertEqual(res["cross_site_duplicates"], 1)
+        self.assertEqual(res["examples"]["lost"], ["global: Pc.g0-20"])
+        # A repeat at one site after a crash is a redelivery when allowed.
+        res = self.run_dir.check(cross_site=True, allow_redelivery=True)
+        self.assertOnly(res, lost=1)
+        self.assertEqual(res["redelivered"], 1)
+
+    def test_consumer_site(self):
+        self.assertEqual(checker.consumer_site("global/b.live-3.jsonl"), "b")
+        self.assertEqual(checker.consumer_site("global/a.drain.jsonl"), "a")
+        self.assertEqual(checker.consumer_site("c/drain.jsonl"), "drain")
+
     # -- the parts -----------------------------------------------------
     def test_parse_id(self):
         self.assertEqual(checker.parse_id("P1-7"), ("P1", 0, 7))
