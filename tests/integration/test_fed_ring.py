@@ -201,21 +201,21 @@ class FedTopologyTest(harness.FedqTestCase):
             timeout=30, msg="%s's link to %s running" % (node.id, peer))
 
     @unittest.skipUnless(fedlib.have_proxy(), "needs tests/fault/fault_proxy")
-    def test_limit_ring_member_restart_leaves_a_gap(self):
-        """KNOWN ISSUE (docs/operations.md, "Fault suite", known issue 4;
-        found by `scripts/chaos --seed 5 --topology fedring3`). Ring n1 ->
+    def test_ring_member_restart_resyncs_predecessor(self):
+        """Found by `scripts/chaos --seed 5 --topology fedring3`. Ring n1 ->
         n2 -> n3 -> n1: n3 does not list n2, so after n3 restarts it does
         not know n2 until n2's link says FED_HELLO again, and compacts
-        without it (the known limit above). Here that loses messages
-        although n1, which lists n2, kept them for it: n3's stream to n2
-        starts after the compacted part, n2 applies later events above
-        its marks, and n1 then sends n2 only what is above those marks.
+        without it. Before history floors, n3's stream to n2 then started
+        after the compacted part, n2 applied later events above its marks
+        and n1 (which kept the range for n2) sent it only what is above
+        them: n2 lost `during1` and `during3`. Now n2 is below n3's
+        floors and gets a full resync of the live messages first.
 
         n2 is cut off (both its links) while n3 restarts and n1, n3
         publish `during1`, `during3`; n3 compacts them. n2's link to n3
         comes back first and n1, n3 publish `after1`, `after3`; then n1's
-        link to n2. This asserts the loss as it stands (n2 never gets
-        `during1`, `during3`); when the fix lands, invert it."""
+        link to n2. n2 must end with everything, once, in per-origin
+        order."""
         proxies = {}
         nodes = fedlib.make_members(self, ["n1", "n2", "n3"], "ring",
                                     proxies=proxies)
@@ -261,15 +261,16 @@ class FedTopologyTest(harness.FedqTestCase):
 
         self.assertEqual(n1.depth("audit"), 900)
         self.assertEqual(n3.depth("audit"), 900)
-        got = collections.Counter(
-            m["message_id"].rsplit("-", 1)[0]
-            for m in fedlib.drain(n2, n2.depth("audit")))
+        msgs = fedlib.drain(n2, n2.depth("audit"))
+        got = collections.Counter(m["message_id"].rsplit("-", 1)[0]
+                                  for m in msgs)
+        fedlib.check_member(self, "n2", msgs)
         self.assertEqual(dict(got), {"before1": 100, "before2": 100,
-                                     "before3": 100, "after1": 100,
+                                     "before3": 100, "during1": 200,
+                                     "during3": 200, "after1": 100,
                                      "after3": 100},
-                         "n2 misses exactly what the restarted n3 "
-                         "compacted before n2 came back")
-
+                         "n2 misses what the restarted n3 compacted "
+                         "before n2 came back")
 
 if __name__ == "__main__":
     unittest.main()
