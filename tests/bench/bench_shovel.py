@@ -46,7 +46,8 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 
 import harness  # noqa: E402
-from benchlib import CpuWatch, fmt, kv, med, ratio, tool  # noqa: E402
+from benchlib import (CpuWatch, fmt, fsync_hist, fsync_quantiles, kv,  # noqa: E402
+                      med, ratio, tool)
 
 RMQ = os.path.join(HERE, "rabbitmq.sh")
 WAN_DELAY_MS = 25               # each way: 50 ms round trip
@@ -176,6 +177,9 @@ def fedq_latency(root, size, rate, secs, prefetch, fsync, proxy_delay=None):
         pair.a.start()
         harness.wait_until(lambda: pair.a.link("bench")["state"] ==
                            "running", timeout=30, msg="shovel running")
+        # Each message waits for A's fdatasync, then B's: their latency in
+        # the same run is the floor of the end-to-end figures.
+        hist_a, hist_b = fsync_hist(pair.a), fsync_hist(pair.b)
         cpu = CpuWatch([pair.a.pid, pair.b.pid])
         r = harness.run([tool(), "latency", pair.a.endpoint, "", "outbox",
                          pair.b.endpoint, "inbox", str(rate), str(secs),
@@ -185,10 +189,17 @@ def fedq_latency(root, size, rate, secs, prefetch, fsync, proxy_delay=None):
         if res.get("ok") != "1":
             raise RuntimeError("fedq latency failed: %s %s" % (r.stdout,
                                                               r.stderr))
-        return {"p50": float(res["lat_p50_ms"]),
-                "p99": float(res["lat_p99_ms"]),
-                "max": float(res["lat_max_ms"]), "cpu_a": cpu_a,
-                "cpu_b": cpu_b}
+        out = {"p50": float(res["lat_p50_ms"]),
+               "p99": float(res["lat_p99_ms"]),
+               "max": float(res["lat_max_ms"]), "cpu_a": cpu_a,
+               "cpu_b": cpu_b}
+        for name, node, before in (("a", pair.a, hist_a),
+                                   ("b", pair.b, hist_b)):
+            q = fsync_quantiles(before, fsync_hist(node))
+            out["fsyncs_" + name] = q["fsyncs"]
+            out["fsync_p50_" + name] = q["fsync_p50_le_ms"]
+            out["fsync_p99_" + name] = q["fsync_p99_le_ms"]
+        return out
     finally:
         if proxy:
             proxy.stop()
@@ -467,6 +478,15 @@ def main():
     if lat:
         lines.append("fedq 1 KiB p99 runs (ms): %s; target < 1 ms." %
                      ", ".join("%.3f" % r["p99"] for r in lat))
+        if args.fsync != "never":
+            # Node histograms: bucket bounds, not exact quantiles.
+            lines.append(
+                "fdatasync during those runs (node histograms; p50 / p99 "
+                "fall in buckets up to): A %s / %s ms, B %s / %s ms. "
+                "Every message waits for one at A, then one at B." % tuple(
+                    fmt(get("fedq", "latency", 1024, k), "%g") for k in (
+                        "fsync_p50_a", "fsync_p99_a", "fsync_p50_b",
+                        "fsync_p99_b")))
     for note in notes:
         lines.append("- " + note)
     lines.append("")
@@ -491,7 +511,8 @@ def main():
     with open(stem + ".csv", "w", newline="") as f:
         w = csv.writer(f)
         keys = ("rate", "p50", "p99", "max", "cpu_a", "cpu_b", "window",
-                "preload")
+                "preload", "fsyncs_a", "fsync_p50_a", "fsync_p99_a",
+                "fsyncs_b", "fsync_p50_b", "fsync_p99_b")
         w.writerow(["system", "case", "size", "run"] + list(keys))
         for (system, kind, size), runs in sorted(results.items()):
             for i, r in enumerate(runs, 1):
