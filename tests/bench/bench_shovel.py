@@ -12,6 +12,9 @@ reported:
 - end-to-end latency: a publisher paced at LAT_RATE msg/s into A, a
   consumer on B; latency = receive time - send time stamped in the body
   (publish into A + shovel hop + delivery from B), p50 / p99 / max;
+  with the fdatasync histograms of both nodes over the run and, right
+  after it in the same folder, tests/bench/bench_fsync (the disk's own
+  fdatasync latency, one and two in series: the floor of the p99);
 - the same two against RabbitMQ (two nodes, dynamic shovel, on-confirm,
   prefetch 1000: the anchor's settings), when it is installed
   (`scripts/install-deps --with bench`);
@@ -164,6 +167,26 @@ def fedq_drain(root, size, n, prefetch, fsync, proxy_delay=None):
         pair.stop()
 
 
+def disk_floor(root, rate):
+    """tests/bench/bench_fsync in root: a 1 KiB append and fdatasync on
+    two files in series at `rate`, what every message's path waits for.
+    {} when that build has no bench_fsync."""
+    binary = os.path.join(harness.build_dir(), "tests", "bench_fsync")
+    if not os.access(binary, os.X_OK):
+        return {}
+    r = harness.run([binary, "-d", root, "-n", "4000", "-r", str(rate)],
+                    timeout_s=300)
+    res = kv(r.stdout)
+    if res.get("ok") != "1":
+        raise RuntimeError("bench_fsync failed: %s %s" % (r.stdout,
+                                                          r.stderr))
+    return {"disk_sync_p50": float(res["sync_p50_ms"]),
+            "disk_sync_p99": float(res["sync_p99_ms"]),
+            "disk_pair_p50": float(res["pair_p50_ms"]),
+            "disk_pair_p99": float(res["pair_p99_ms"]),
+            "disk_pair_over_1ms": float(res["pair_over_1ms_pct"])}
+
+
 def fedq_latency(root, size, rate, secs, prefetch, fsync, proxy_delay=None):
     pair = FedqPair(root, fsync)
     pair.b.start()
@@ -199,6 +222,8 @@ def fedq_latency(root, size, rate, secs, prefetch, fsync, proxy_delay=None):
             out["fsyncs_" + name] = q["fsyncs"]
             out["fsync_p50_" + name] = q["fsync_p50_le_ms"]
             out["fsync_p99_" + name] = q["fsync_p99_le_ms"]
+        if fsync != "never" and proxy_delay is None:
+            out.update(disk_floor(root, rate))
         return out
     finally:
         if proxy:
@@ -487,6 +512,18 @@ def main():
                     fmt(get("fedq", "latency", 1024, k), "%g") for k in (
                         "fsync_p50_a", "fsync_p99_a", "fsync_p50_b",
                         "fsync_p99_b")))
+            if get("fedq", "latency", 1024, "disk_pair_p99") is not None:
+                lines.append(
+                    "The disk in the same run (tests/bench/bench_fsync, 1 KiB "
+                    "append + fdatasync at %g/s): one sync p50 / p99 %s / %s "
+                    "ms; two in series, as on a shovelled message's path, "
+                    "%s / %s ms, over 1 ms for %s %% of them." % ((
+                        args.lat_rate,) + tuple(
+                        fmt(get("fedq", "latency", 1024, k), "%.3f")
+                        for k in ("disk_sync_p50", "disk_sync_p99",
+                                  "disk_pair_p50", "disk_pair_p99")) + (
+                        fmt(get("fedq", "latency", 1024,
+                                "disk_pair_over_1ms"), "%.1f"),)))
     for note in notes:
         lines.append("- " + note)
     lines.append("")
@@ -512,7 +549,9 @@ def main():
         w = csv.writer(f)
         keys = ("rate", "p50", "p99", "max", "cpu_a", "cpu_b", "window",
                 "preload", "fsyncs_a", "fsync_p50_a", "fsync_p99_a",
-                "fsyncs_b", "fsync_p50_b", "fsync_p99_b")
+                "fsyncs_b", "fsync_p50_b", "fsync_p99_b", "disk_sync_p50",
+                "disk_sync_p99", "disk_pair_p50", "disk_pair_p99",
+                "disk_pair_over_1ms")
         w.writerow(["system", "case", "size", "run"] + list(keys))
         for (system, kind, size), runs in sorted(results.items()):
             for i, r in enumerate(runs, 1):
