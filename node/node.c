@@ -167,11 +167,11 @@ s_feds_sync (node_t *self, const cfg_t *old, const cfg_t *cfg)
     }
 }
 
-//  Tell the links how the commit went: a failed one gives them back the
-//  settlements it dropped, a good one lets them move on.
-static void
-s_links_after_commit (node_t *self, fedq_rc_t rc)
+static fedq_rc_t
+s_commit (node_t *self)
 {
+    fedq_rc_t rc = broker_commit (self->broker);
+    session_confirm_all (self, rc);
     if (rc != FEDQ_OK)
         for (size_t i = 0; i < self->nlinks; i++)
             shovel_link_commit_failed (self->links[i]);
@@ -181,32 +181,6 @@ s_links_after_commit (node_t *self, fedq_rc_t rc)
         for (size_t i = 0; i < self->nfeds; i++)
             fed_committed (self->feds[i]);
     }
-}
-
-static fedq_rc_t
-s_commit (node_t *self)
-{
-    fedq_rc_t rc = broker_commit (self->broker);
-    session_confirm_all (self, rc);
-    s_links_after_commit (self, rc);
-    return rc;
-}
-
-//  The commit of a loop turn: what it made durable is delivered to
-//  consumers and forwarded by the shovel links before the publishers'
-//  confirms go out. Both wait for the same commit; the delivery path
-//  crosses more hops, so it goes first (docs/storage.md, "Latency").
-//  The links hear of the commit before dispatch: a link in a weaker ack
-//  mode settles what dispatch hands it, and those settlements belong to
-//  the next commit, not to the one just made (or just failed).
-static fedq_rc_t
-s_commit_turn (node_t *self)
-{
-    fedq_rc_t rc = broker_commit (self->broker);
-    s_links_after_commit (self, rc);
-    session_unblock_all (self);
-    broker_dispatch (self->broker);
-    session_confirm_all (self, rc);
     return rc;
 }
 
@@ -753,7 +727,9 @@ node_run (node_t *self)
         for (int n = 0; n < NODE_BATCH_MAX; n++)
             if (s_recv_one (self) == FEDQ_EAGAIN)
                 break;
-        s_commit_turn (self);
+        s_commit (self);
+        session_unblock_all (self);
+        broker_dispatch (self->broker);
         //  Settlements of no-ack deliveries and dead-letters of this turn.
         s_commit (self);
         now = fedq_mono_ms ();
