@@ -12,6 +12,9 @@ reported:
 - end-to-end latency: a publisher paced at LAT_RATE msg/s into A, a
   consumer on B; latency = receive time - send time stamped in the body
   (publish into A + shovel hop + delivery from B), p50 / p99 / max;
+  with the fdatasync histograms of both nodes over the run and, right
+  after it in the same folder, tests/bench/bench_fsync (the disk's own
+  fdatasync latency, one and two in series: the floor of the p99);
 - the same two against RabbitMQ (two nodes, dynamic shovel, on-confirm,
   prefetch 1000: the anchor's settings), when it is installed
   (`scripts/install-deps --with bench`);
@@ -46,7 +49,8 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 
 import harness  # noqa: E402
-from benchlib import CpuWatch, fmt, kv, med, ratio, tool  # noqa: E402
+from benchlib import (CpuWatch, fmt, fsync_hist, fsync_quantiles, kv,  # noqa: E402
+                      med, ratio, tool)
 
 RMQ = os.path.join(HERE, "rabbitmq.sh")
 WAN_DELAY_MS = 25               # each way: 50 ms round trip
@@ -163,6 +167,26 @@ def fedq_drain(root, size, n, prefetch, fsync, proxy_delay=None):
         pair.stop()
 
 
+def disk_floor(root, rate):
+    """tests/bench/bench_fsync in root: a 1 KiB append and fdatasync on
+    two files in series at `rate`, what every message's path waits for.
+    {} when that build has no bench_fsync."""
+    binary = os.path.join(harness.build_dir(), "tests", "bench_fsync")
+    if not os.access(binary, os.X_OK):
+        return {}
+    r = harness.run([binary, "-d", root, "-n", "4000", "-r", str(rate)],
+                    timeout_s=300)
+    res = kv(r.stdout)
+    if res.get("ok") != "1":
+        raise RuntimeError("bench_fsync failed: %s %s" % (r.stdout,
+                                                          r.stderr))
+    return {"disk_sync_p50": float(res["sync_p50_ms"]),
+            "disk_sync_p99": float(res["sync_p99_ms"]),
+            "disk_pair_p50": float(res["pair_p50_ms"]),
+            "disk_pair_p99": float(res["pair_p99_ms"]),
+            "disk_pair_over_1ms": float(res["pair_over_1ms_pct"])}
+
+
 def fedq_latency(root, size, rate, secs, prefetch, fsync, proxy_delay=None):
     pair = FedqPair(root, fsync)
     pair.b.start()
@@ -176,6 +200,9 @@ def fedq_latency(root, size, rate, secs, prefetch, fsync, proxy_delay=None):
         pair.a.start()
         harness.wait_until(lambda: pair.a.link("bench")["state"] ==
                            "running", timeout=30, msg="shovel running")
+        # Each message waits for A's fdatasync, then B's: their latency in
+        # the same run is the floor of the end-to-end figures.
+        hist_a, hist_b = fsync_hist(pair.a), fsync_hist(pair.b)
         cpu = CpuWatch([pair.a.pid, pair.b.pid])
         r = harness.run([tool(), "latency", pair.a.endpoint, "", "outbox",
                          pair.b.endpoint, "inbox", str(rate), str(secs),
@@ -185,10 +212,19 @@ def fedq_latency(root, size, rate, secs, prefetch, fsync, proxy_delay=None):
         if res.get("ok") != "1":
             raise RuntimeError("fedq latency failed: %s %s" % (r.stdout,
                                                               r.stderr))
-        return {"p50": float(res["lat_p50_ms"]),
-                "p99": float(res["lat_p99_ms"]),
-                "max": float(res["lat_max_ms"]), "cpu_a": cpu_a,
-                "cpu_b": cpu_b}
+        out = {"p50": float(res["lat_p50_ms"]),
+               "p99": float(res["lat_p99_ms"]),
+               "max": float(res["lat_max_ms"]), "cpu_a": cpu_a,
+               "cpu_b": cpu_b}
+        for name, node, before in (("a", pair.a, hist_a),
+                                   ("b", pair.b, hist_b)):
+            q = fsync_quantiles(before, fsync_hist(node))
+            out["fsyncs_" + name] = q["fsyncs"]
+            out["fsync_p50_" + name] = q["fsync_p50_le_ms"]
+            out["fsync_p99_" + name] = q["fsync_p99_le_ms"]
+        if fsync != "never" and proxy_delay is None:
+            out.update(disk_floor(root, rate))
+        return out
     finally:
         if proxy:
             proxy.stop()
@@ -467,6 +503,27 @@ def main():
     if lat:
         lines.append("fedq 1 KiB p99 runs (ms): %s; target < 1 ms." %
                      ", ".join("%.3f" % r["p99"] for r in lat))
+        if args.fsync != "never":
+            # Node histograms: bucket bounds, not exact quantiles.
+            lines.append(
+                "fdatasync during those runs (node histograms; p50 / p99 "
+                "fall in buckets up to): A %s / %s ms, B %s / %s ms. "
+                "Every message waits for one at A, then one at B." % tuple(
+                    fmt(get("fedq", "latency", 1024, k), "%g") for k in (
+                        "fsync_p50_a", "fsync_p99_a", "fsync_p50_b",
+                        "fsync_p99_b")))
+            if get("fedq", "latency", 1024, "disk_pair_p99") is not None:
+                lines.append(
+                    "The disk in the same run (tests/bench/bench_fsync, 1 KiB "
+                    "append + fdatasync at %g/s): one sync p50 / p99 %s / %s "
+                    "ms; two in series, as on a shovelled message's path, "
+                    "%s / %s ms, over 1 ms for %s %% of them." % ((
+                        args.lat_rate,) + tuple(
+                        fmt(get("fedq", "latency", 1024, k), "%.3f")
+                        for k in ("disk_sync_p50", "disk_sync_p99",
+                                  "disk_pair_p50", "disk_pair_p99")) + (
+                        fmt(get("fedq", "latency", 1024,
+                                "disk_pair_over_1ms"), "%.1f"),)))
     for note in notes:
         lines.append("- " + note)
     lines.append("")
@@ -491,7 +548,10 @@ def main():
     with open(stem + ".csv", "w", newline="") as f:
         w = csv.writer(f)
         keys = ("rate", "p50", "p99", "max", "cpu_a", "cpu_b", "window",
-                "preload")
+                "preload", "fsyncs_a", "fsync_p50_a", "fsync_p99_a",
+                "fsyncs_b", "fsync_p50_b", "fsync_p99_b", "disk_sync_p50",
+                "disk_sync_p99", "disk_pair_p50", "disk_pair_p99",
+                "disk_pair_over_1ms")
         w.writerow(["system", "case", "size", "run"] + list(keys))
         for (system, kind, size), runs in sorted(results.items()):
             for i, r in enumerate(runs, 1):

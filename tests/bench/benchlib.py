@@ -41,6 +41,31 @@ class CpuWatch:
                 for p, c in zip(self.pids, self.c0)]
 
 
+def fsync_hist(node):
+    """A node's fdatasync latency histogram (status JSON: counts per
+    bucket and the buckets' upper bounds in seconds, the last unbounded)."""
+    store = node.status()["node"]["store"]
+    return store["fsync_hist"], store["fsync_hist_le"]
+
+
+def fsync_quantiles(before, after):
+    """The fdatasyncs a node made between two fsync_hist() readings: their
+    count and the bucket bounds (ms) that hold the median and the 99th
+    percentile (None past the last bound)."""
+    counts = [b - a for a, b in zip(before[0], after[0])]
+    total = sum(counts)
+    out = {"fsyncs": total}
+    for name, q in (("fsync_p50_le_ms", 0.5), ("fsync_p99_le_ms", 0.99)):
+        seen, bound = 0, None
+        for count, le in zip(counts, after[1]):
+            seen += count
+            if total and seen >= q * total:
+                bound = None if le is None else le * 1000.0
+                break
+        out[name] = bound
+    return out
+
+
 def med(runs, key):
     vals = [r[key] for r in runs if r and r.get(key) is not None]
     return statistics.median(vals) if vals else None

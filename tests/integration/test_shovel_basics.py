@@ -5,7 +5,8 @@ small (DESIGN.md §2 "Shovel", docs/protocol.md §9):
 - a forwarded message keeps its identity (id, origin, seq, message_id,
   published_at, headers) and gains x-fedq-shovel and x-fedq-source;
 - delete_after: N moves N messages, then the link is stopped and the
-  rest stays in the source queue, which is free again."""
+  rest stays in the source queue, which is free again;
+- ack_mode on-publish and no-ack settle each message once."""
 
 import unittest
 
@@ -150,6 +151,45 @@ class ShovelBasicsTest(harness.FedqTestCase):
         q = b.queue("inbox")
         self.assertEqual(q["depth"], 20, q)
         self.assertGreaterEqual(q["bytes"], 20 * 16 * 1024 * 1024, q)
+
+    def test_weaker_ack_modes_settle_each_message_once(self):
+        # on-publish and no-ack settle at the source as soon as a message
+        # is sent, inside the loop turn that dispatched it; those
+        # settlements must land in the next commit exactly once: every
+        # message crosses once, the source holds nothing afterwards
+        # (live_refs 0), and a restart of the source forwards nothing
+        # again (its settlements were durable).
+        for mode in ("on-publish", "no-ack"):
+            with self.subTest(ack_mode=mode):
+                tag = mode.replace("-", "")
+                b = self.start_node("bw" + tag, queues=[{"name": "inbox"}])
+                a = self.start_node(
+                    "aw" + tag, queues=[{"name": "outbox", "durable": True}],
+                    shovels=[shovel("weak", "outbox", b.endpoint,
+                                    queue="inbox", ack_mode=mode)])
+                a.cli.check("publish", "", "outbox", "--count", 200, "--id",
+                            "w")
+                msgs = consume_all(b, "inbox", expected=200)
+                self.assertEqual([m["message_id"] for m in msgs],
+                                 ["w-%d" % i for i in range(1, 201)])
+                ln = wait_drained(a, "weak")
+                self.assertEqual((ln["forwarded_total"],
+                                  ln["confirmed_total"], ln["lost_total"]),
+                                 (200, 200, 0), ln)
+                self.assertEqual(a.status()["node"]["store"]["live_refs"],
+                                 0)
+                a.restart()
+                harness.wait_until(lambda: link(a, "weak")["state"] ==
+                                   "running", timeout=30,
+                                   msg="link running after the restart")
+                a.cli.check("publish", "", "outbox", "--count", 10, "--id",
+                            "after")
+                msgs = consume_all(b, "inbox", expected=10)
+                self.assertEqual([m["message_id"] for m in msgs],
+                                 ["after-%d" % i for i in range(1, 11)])
+                self.assertEqual(a.depth("outbox"), 0)
+                self.assertEqual(a.status()["node"]["store"]["live_refs"],
+                                 0)
 
 
 if __name__ == "__main__":
