@@ -105,6 +105,10 @@ class ProcWatch:
                 self.rss[name] = hwm / 1024.0
         return self
 
+    def cpu_s(self):
+        """CPU seconds of every process watched."""
+        return sum(self.cpu.values())
+
     def pct(self, name):
         """CPU of one process over the window, % of one core."""
         return (100.0 * self.cpu.get(name, 0) / self.secs
@@ -197,3 +201,68 @@ def load_average():
             return " ".join(f.read().split()[:3])
     except OSError:
         return None
+
+
+def peak_rss(runs):
+    """The highest peak RSS (MiB) of each process over runs."""
+    out = {}
+    for r in runs or []:
+        for name, p in (r or {}).get("procs", {}).items():
+            out[name] = max(out.get(name, 0), p["rss_mib"])
+    return out
+
+
+def emit_pair(out_dir, part, workload, size, key, fedq_runs, rmq_runs,
+              unit="msg/s", better="higher", ceiling_ref=None, **extra):
+    """One row of the combined report: the medians of key for fedq and
+    RabbitMQ, with the CPU s per 100k messages and peak RSS per process
+    of each."""
+    emit(out_dir, part=part, kind="pair", workload=workload, size=size,
+         unit=unit, better=better, ceiling_ref=ceiling_ref,
+         fedq=med(fedq_runs or [], key),
+         rabbitmq=med(rmq_runs or [], key),
+         runs=len(fedq_runs or []),
+         cpu_fedq=med(fedq_runs or [], "cpu_per_100k"),
+         cpu_rabbitmq=med(rmq_runs or [], "cpu_per_100k"),
+         rss_fedq=peak_rss(fedq_runs), rss_rabbitmq=peak_rss(rmq_runs),
+         reached_fedq=med(fedq_runs or [], "reached"),
+         reached_rabbitmq=med(rmq_runs or [], "reached"), **extra)
+
+
+def amqp_paced(bench, port, exch, key, n, size, rate, secs, cons, watch):
+    """RabbitMQ side of a latency run: amqpbench publishes n messages at
+    rate into port (cons, an `amqpbench consume` already attached, reads
+    them at the other node); the latency figures, the rate the publisher
+    reached and the CPU/RSS of watch (stopped here)."""
+    rc, pout, perr, usage = run_client(
+        [bench, "publish", port, exch, key, n, size, 1000, rate],
+        timeout_s=secs * 20 + 300)
+    watch.client("amqpbench publish", usage)
+    if rc != 0:
+        raise RuntimeError("amqpbench publish: %s %s" % (pout, perr))
+    out, usage = finish(cons, secs * 20 + 300)
+    watch.client("amqpbench consume", usage)
+    watch.stop()
+    r = kv(out)
+    if "lat_p50_ms" not in r:
+        raise RuntimeError("RabbitMQ latency failed: %s" % out)
+    return dict(watch.summary(int(r["n"])), p50=float(r["lat_p50_ms"]),
+                p99=float(r["lat_p99_ms"]), max=float(r["lat_max_ms"]),
+                reached=float(kv(pout)["msgs_per_s"]))
+
+
+def write_runs(path, results, keys):
+    """Every run of a part as CSV: system, case, size, run, keys, and
+    each process's CPU seconds and peak RSS."""
+    import csv
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["system", "case", "size", "run"] + list(keys)
+                   + ["procs (CPU s, peak RSS MiB)"])
+        for (system, kind, size), runs in results.items():
+            for i, r in enumerate(runs, 1):
+                w.writerow([system, kind, size, i] + [
+                    "" if r.get(k) is None else "%.4g" % r[k]
+                    for k in keys] + [" ".join(
+                        "%s:%.2fs/%.0fMiB" % (p, v["cpu_s"], v["rss_mib"])
+                        for p, v in sorted(r.get("procs", {}).items()))])
