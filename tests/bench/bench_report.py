@@ -28,6 +28,8 @@ sys.path.insert(0, HERE)
 
 from benchlib import fmt, load_average  # noqa: E402
 
+PART_ORDER = ["node", "shovel", "federation"]
+
 
 def sh(*argv):
     try:
@@ -80,6 +82,24 @@ def read_rows(path):
             if line.strip():
                 rows.append(json.loads(line))
     return rows
+
+
+def merge(rows):
+    """Rows of one workload and size from several parts (the RabbitMQ
+    side of the node part's row comes from the shovel part) as one: the
+    first row, its empty fields filled from the others."""
+    out, seen = [], {}
+    for r in rows:
+        key = (r.get("kind"), r.get("workload"), r.get("size"))
+        if r.get("kind") != "pair" or key not in seen:
+            seen.setdefault(key, r)
+            out.append(r)
+            continue
+        first = seen[key]
+        for k, v in r.items():
+            if first.get(k) in (None, {}) and v not in (None, {}):
+                first[k] = v
+    return out
 
 
 class Ceilings:
@@ -157,86 +177,81 @@ def gnuplot(script):
     return r.stderr.strip() if r.returncode else None
 
 
-def charts(stem, table):
-    """Two PNGs: throughput by workload and size (fedq, RabbitMQ, ceiling;
-    log scale), latency p50/p99 by rate (fedq, RabbitMQ)."""
-    notes = []
-    thr = [t for t in table if t["unit"] == "msg/s" and t["fedq"]]
-    lat = [t for t in table if t["unit"] == "ms" and t.get("metric") == "p50"
-           and t["fedq"]]
-    tmp = tempfile.mkdtemp(prefix="fedq-bench-report-")
+def bar_chart(png, title, unit, xmin, rows, series):
+    """Horizontal grouped bars on a log scale, one group per row: rows =
+    [(label, [value or None per series])], series = [(title, colour,
+    fill density)]. None when drawn, else what went wrong."""
+    width = 0.72 / len(series)
+    fd, dat = tempfile.mkstemp(prefix="fedq-bench-chart-", suffix=".dat")
     try:
-        if thr:
-            dat = os.path.join(tmp, "thr.dat")
-            with open(dat, "w") as f:
-                for t in thr:
-                    label = "%s %s" % (t["workload"].replace(
-                        "(RabbitMQ ", "(").replace("federation", "fed."),
-                        size_label(t["size"]))
-                    f.write('"%s" %s %s %s\n' % (
-                        label.replace('"', "'"),
-                        *("%.0f" % v if v else "-" for v in (
-                            t["fedq"], t["rabbitmq"], t["ceiling"]))))
-            err = gnuplot("""
-set terminal pngcairo size 1400,%d font ",10"
-set output "%s-throughput.png"
-set title "Throughput, msg/s (log scale): fedq, RabbitMQ, ceiling of the machine"
-set datafile missing "-"
-set logscale x
-set xrange [100:*]
-set grid x
-set key outside top center horizontal
-set yrange [-0.5:%d-0.5]
-set xlabel "msg/s"
-set ytics scale 0 nomirror
-set lmargin 48
-plot "%s" using 2:($0):(100):2:($0-0.27):($0-0.09) with boxxyerror title "fedq" fs solid 0.85 lc rgb "#1f77b4", \\
-     "" using 3:($0):(100):3:($0-0.09):($0+0.09) with boxxyerror title "RabbitMQ" fs solid 0.85 lc rgb "#ff7f0e", \\
-     "" using 4:($0):(100):4:($0+0.09):($0+0.27) with boxxyerror title "ceiling" fs solid 0.85 lc rgb "#999999", \\
-     "" using (100):($0):ytic(1) with points pt -1 notitle
-""" % (max(400, 28 * len(thr) + 120), stem, len(thr), dat))
-            if err:
-                notes.append("throughput chart: %s" % err)
-        if lat:
-            dat = os.path.join(tmp, "lat.dat")
-            with open(dat, "w") as f:
-                for t in lat:
-                    p99 = next((u for u in table if u["unit"] == "ms"
-                                and u.get("metric") == "p99"
-                                and u["size"] == t["size"]
-                                and u["workload"] == t["workload"].replace(
-                                    " p50 ", " p99 ")), {})
-                    label = "%s %s" % (t["workload"].replace(
-                        " latency p50", "").replace(" msg/s", "").replace(
-                        "federation", "fed.").replace(", 2 members", " 2m"),
-                        size_label(t["size"]))
-                    f.write('"%s" %s\n' % (label.replace('"', "'"), " ".join(
-                        "%.3f" % v if v else "-" for v in (
-                            t["fedq"], p99.get("fedq"), t["rabbitmq"],
-                            p99.get("rabbitmq")))))
-            err = gnuplot("""
-set terminal pngcairo size 1400,%d font ",10"
-set output "%s-latency.png"
-set title "End-to-end latency at a fixed rate, ms (log scale): p50 and p99, fedq and RabbitMQ"
-set datafile missing "-"
-set logscale x
-set xrange [0.01:*]
-set grid x
-set key outside top center horizontal
-set yrange [-0.5:%d-0.5]
-set xlabel "ms"
-set ytics scale 0 nomirror
-set lmargin 48
-plot "%s" using 2:($0):(0.01):2:($0-0.36):($0-0.18) with boxxyerror title "fedq p50" fs solid 0.85 lc rgb "#1f77b4", \\
-     "" using 3:($0):(0.01):3:($0-0.18):($0) with boxxyerror title "fedq p99" fs solid 0.4 lc rgb "#1f77b4", \\
-     "" using 4:($0):(0.01):4:($0):($0+0.18) with boxxyerror title "RabbitMQ p50" fs solid 0.85 lc rgb "#ff7f0e", \\
-     "" using 5:($0):(0.01):5:($0+0.18):($0+0.36) with boxxyerror title "RabbitMQ p99" fs solid 0.4 lc rgb "#ff7f0e", \\
-     "" using (0.01):($0):ytic(1) with points pt -1 notitle
-""" % (max(400, 30 * len(lat) + 120), stem, len(lat), dat))
-            if err:
-                notes.append("latency chart: %s" % err)
+        with os.fdopen(fd, "w") as f:
+            for label, vals in rows:
+                f.write('"%s" %s\n' % (label.replace('"', "'"), " ".join(
+                    "%.6g" % v if v else "-" for v in vals)))
+        plots = []
+        for k, (name, colour, fill) in enumerate(series):
+            lo = -0.36 + k * width
+            plots.append(
+                '"%s" using %d:($0):(%g):%d:($0%+.3f):($0%+.3f) with '
+                'boxxyerror title "%s" fs solid %.2f lc rgb "%s"' % (
+                    dat if k == 0 else "", k + 2, xmin, k + 2, lo,
+                    lo + width, name, fill, colour))
+        plots.append('"" using (%g):($0):ytic(1) with points pt -1 notitle'
+                     % xmin)
+        return gnuplot("\n".join([
+            'set terminal pngcairo size 1400,%d font ",10"'
+            % max(400, 30 * len(rows) + 120),
+            'set output "%s"' % png, 'set title "%s"' % title,
+            'set datafile missing "-"', "set logscale x",
+            "set xrange [%g:*]" % xmin, "set grid x",
+            "set key outside top center horizontal",
+            "set yrange [%d-0.5:-0.5]" % len(rows),
+            'set xlabel "%s (log scale)"' % unit,
+            "set ytics scale 0 nomirror", "set lmargin 48",
+            "plot " + ", \\\n     ".join(plots), ""]))
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        os.unlink(dat)
+
+
+def charts(stem, table):
+    """Two PNGs: throughput by workload and size (fedq, RabbitMQ, ceiling),
+    latency p50/p99 by rate (fedq, RabbitMQ)."""
+    notes = []
+    thr = [("%s %s" % (t["workload"].replace("(RabbitMQ ", "(").replace(
+        "federation", "fed."), size_label(t["size"])),
+        [t["fedq"], t["rabbitmq"], t["ceiling"]])
+        for t in table if t["unit"] == "msg/s" and t["fedq"]]
+    lat = []
+    for t in table:
+        if t["unit"] != "ms" or t.get("metric") != "p50" or not t["fedq"]:
+            continue
+        p99 = next((u for u in table if u.get("metric") == "p99"
+                    and u["size"] == t["size"] and u["workload"]
+                    == t["workload"].replace(" p50 ", " p99 ")), {})
+        lat.append(("%s %s" % (t["workload"].replace(" latency p50", "")
+                               .replace(" msg/s", "").replace(
+                                   "federation", "fed.").replace(
+                                   ", 2 members", " 2m"),
+                               size_label(t["size"])),
+                    [t["fedq"], p99.get("fedq"), t["rabbitmq"],
+                     p99.get("rabbitmq")]))
+    if thr:
+        err = bar_chart(stem + "-throughput.png", "Throughput: fedq, "
+                        "RabbitMQ and the machine's ceiling", "msg/s", 100,
+                        thr, [("fedq", "#1f77b4", 0.85),
+                              ("RabbitMQ", "#ff7f0e", 0.85),
+                              ("ceiling", "#999999", 0.85)])
+        if err:
+            notes.append("throughput chart: %s" % err)
+    if lat:
+        err = bar_chart(stem + "-latency.png", "End-to-end latency at a "
+                        "fixed rate: p50 and p99, fedq and RabbitMQ", "ms",
+                        0.01, lat, [("fedq p50", "#1f77b4", 0.85),
+                                    ("fedq p99", "#1f77b4", 0.4),
+                                    ("RabbitMQ p50", "#ff7f0e", 0.85),
+                                    ("RabbitMQ p99", "#ff7f0e", 0.4)])
+        if err:
+            notes.append("latency chart: %s" % err)
     return notes
 
 
@@ -255,7 +270,7 @@ def main():
         sys.stderr.write("bench report: no rows at %s (did the parts run "
                          "with FEDQ_BENCH_STAMP=%s?)\n" % (path, args.stamp))
         return 2
-    rows = read_rows(path)
+    rows = merge(read_rows(path))
     ceil = Ceilings(rows)
     table = []
     for r in rows:
@@ -264,6 +279,9 @@ def main():
             continue
         name, cval = ceil.of(r)
         table.append(dict(r, ceiling_name=name, ceiling=cval))
+    # One node first, then the links; each part's rows in its own order.
+    table.sort(key=lambda t: PART_ORDER.index(t["part"])
+               if t["part"] in PART_ORDER else len(PART_ORDER))
 
     stem = os.path.join(args.out, "report-%s" % args.stamp)
     lines = ["# fedq benchmarks: %s run %s" % (
@@ -292,6 +310,8 @@ def main():
     for t in table:
         u = t["unit"]
         fq = value(t["fedq"], u)
+        if t.get("lower_bound"):
+            fq += " (at least: start-up included)"
         if t.get("rate") and t.get("reached_fedq") and \
                 t["reached_fedq"] < 0.95 * t["rate"]:
             fq += " (reached %s msg/s)" % value(t["reached_fedq"], "msg/s")
