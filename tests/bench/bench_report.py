@@ -199,7 +199,7 @@ def bar_chart(png, title, unit, xmin, rows, series):
         plots.append('"" using (%g):($0):ytic(1) with points pt -1 notitle'
                      % xmin)
         return gnuplot("\n".join([
-            'set terminal pngcairo size 1400,%d font ",10"'
+            'set terminal pngcairo noenhanced size 1400,%d font ",10"'
             % max(400, 30 * len(rows) + 120),
             'set output "%s"' % png, 'set title "%s"' % title,
             'set datafile missing "-"', "set logscale x",
