@@ -255,6 +255,15 @@ def charts(stem, table):
     return notes
 
 
+def headline(table):
+    """`shovel drain 1 KiB: 23.4x` for every throughput row that has both
+    systems."""
+    return ["%s %s: %s" % (t["workload"], size_label(t["size"]),
+                           ratio(t["fedq"], t["rabbitmq"], t["better"]))
+            for t in table if t["unit"] == "msg/s" and t["fedq"]
+            and t["rabbitmq"] and not t.get("lower_bound")]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--stamp", required=True)
@@ -295,6 +304,11 @@ def main():
     if args.elapsed:
         lines.append("| run time | %s s |" % args.elapsed)
     lines.append("")
+    head = headline(table)
+    if head:
+        lines.append("fedq / RabbitMQ, msg/s (higher is better): " + "; ".join(
+            head) + ".")
+        lines.append("")
     lines.append("Medians of the runs (column *runs*); side by side in the "
                  "same run. Ratios: fedq / RabbitMQ and fedq / ceiling "
                  "(for latency, lower is better). CPU s/100k: CPU "
