@@ -429,7 +429,7 @@ class Rabbit:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true",
-                    help="N=50000, 1 run, 2 members, latency at 1 KiB "
+                    help="1 run, 2 members, latency at 1 KiB "
                          "only, 2 s per rate")
     ap.add_argument("--sizes", default="1024")
     ap.add_argument("--lat-sizes", default=None,
@@ -455,7 +455,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(harness.REPO,
                                                   "bench-results"))
     args = ap.parse_args()
-    n = args.n or (50000 if args.quick else 100000)
+    n = args.n or 100000
     repeat = args.repeat or (1 if args.quick else 3)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     lat_sizes = [int(s) for s in (args.lat_sizes or (
