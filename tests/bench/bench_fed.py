@@ -16,10 +16,15 @@ Measured for each body size (default 1 KiB), REPEAT times, medians:
   every member has N (includes their start-up).
 - fedq live: every member up and linked; N published flat out at n1
   (window 5000); time until every member has N, and N / that time.
-- fedq latency: a publisher paced at LAT_RATE msg/s into n1, a consumer
+- fedq latency: a publisher paced at a fixed rate into n1, a consumer
   on n2; latency = delivery time at n2 - send time stamped in the body
   (publish and fsync at n1, the federation hop, apply and fsync at n2,
-  delivery): p50 / p99 / max.
+  delivery): p50 / p99 / max and the rate reached. With 2 members at
+  every rate of --lat-rates (2,000 and 20,000 msg/s) and every size of
+  --lat-sizes (100 B, 1 KiB, 16 KiB), side by side with RabbitMQ; with
+  other member counts at the first rate only.
+- CPU seconds and peak RSS of every process of each workload (members,
+  RabbitMQ nodes, load clients).
 - RabbitMQ (two nodes, the anchor's settings, cluster names set): the
   federated exchange backlog drain (link paused by revoking the
   federation user's permissions, N published to fx@A, link resumed;
@@ -28,7 +33,8 @@ Measured for each body size (default 1 KiB), REPEAT times, medians:
   and both latencies at LAT_RATE.
 
 usage: bench_fed.py [--quick] [--sizes 1024] [-n N] [--repeat R]
-                    [--members 3,2] [--lat-rate R] [--lat-secs S]
+                    [--members 3,2] [--lat-rates 2000,20000]
+                    [--lat-sizes 100,1024,16384] [--lat-secs S]
                     [--fsync F] [--no-rabbitmq] [--dir DIR] [--out DIR]
 Output: a markdown table on stdout, MET/MISS against the targets (1 KiB:
 fedq drain >= 20x RabbitMQ's federated exchange drain (anchor 14.1k) and
@@ -41,7 +47,6 @@ FEDQ_BENCH_DIR (where node data goes), FEDQ_RMQ_PORT (default 5721 here).
 
 import argparse
 import collections
-import csv
 import os
 import re
 import shutil
@@ -56,7 +61,9 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 
 import harness  # noqa: E402
-from benchlib import CpuWatch, fmt, kv, med, ratio, tool  # noqa: E402
+from benchlib import (ProcWatch, amqp_paced, emit_pair,  # noqa: E402
+                      finish, fmt, kv, med, ratio, run_client, tool,
+                      write_runs)
 
 RMQ = os.path.join(HERE, "rabbitmq.sh")
 ANCHOR = {"fedx_drain": 14069, "fedq_drain": 17778}     # 1 KiB, anchor
@@ -74,6 +81,10 @@ def load_average():
             return float(f.read().split()[0])
     except (OSError, ValueError):
         return None
+
+
+def node_procs(nodes):
+    return [("fedq-" + x.id, x.pid) for x in nodes]
 
 
 #  -- fedq -----------------------------------------------------------------
@@ -131,24 +142,36 @@ def fedq_drain(root, size, n, m, fsync):
             x.start(wait=False)
         harness.wait_until(lambda: all(x.running() and x.pid for x in rest),
                            timeout=10, msg="members started")
-        cpu = CpuWatch([x.pid for x in nodes])
+        watch = ProcWatch(node_procs(nodes))
         outs = []
         for w in ws:
-            out, _ = w.communicate(timeout=harness.scaled(900))
-            harness.untrack(w)
+            out, usage = finish(w, harness.scaled(900))
+            watch.client("waitcount", usage)
             outs.append(out)
         converge = time.monotonic() - t0
-        cpus = cpu.stop()
-        rates = []
+        watch.stop()
+        rates, bounds = [], []
         for out in outs:
-            r = kv(out.splitlines()[-1] if out.strip() else "")
+            lines = out.splitlines()
+            r = kv(lines[-1] if lines else "")
             if r.get("ok") != "1":
                 raise RuntimeError("waitcount: %r" % out)
-            rates.append(float(r["msgs_per_s"]))
+            rate = float(r["msgs_per_s"])
+            seen = rate * (float(r["last_s"]) - float(r["first_s"]))
+            if seen < n / 2:
+                # The member had most of the backlog before the waiter
+                # first saw its depth grow: too few arrivals timed for a
+                # rate. N / the time from starting the members instead,
+                # start-up included: a lower bound.
+                rate = n / converge
+                bounds.append(1)
+            rates.append(rate)
         dups = sum(ln.get("duplicates_dropped_total", 0)
                    for x in nodes for ln in fed_links(x))
-        return {"rate": min(rates), "rate_each": rates,
-                "converge_s": converge, "cpu": sum(cpus), "dups": dups}
+        return dict(watch.summary(n * (m - 1)), rate=min(rates),
+                    rate_each=rates, converge_s=converge,
+                    lower_bound=1 if bounds else 0,
+                    cpu=100 * watch.cpu_s() / watch.secs, dups=dups)
     finally:
         stop_all(nodes)
 
@@ -164,20 +187,23 @@ def fedq_live(root, size, n, m, fsync):
             line = w.stdout.readline()
             if not line.startswith("ready"):
                 raise RuntimeError("waitcount: %r" % line)
-        cpu = CpuWatch([x.pid for x in nodes])
+        watch = ProcWatch(node_procs(nodes))
         t0 = time.monotonic()
-        r = nodes[0].cli("publish", "", QUEUE, "--count", n, "--size", size,
-                         "--window", 5000, timeout_s=600)
+        rc, _, err, usage = run_client(nodes[0].cli.argv(
+            "publish", "", QUEUE, "--count", n, "--size", size, "--window",
+            5000), timeout_s=600)
+        watch.client("fedq publish", usage)
         pub_s = time.monotonic() - t0
-        if r.rc != 0:
-            raise RuntimeError("publish: %s" % r.stderr)
+        if rc != 0:
+            raise RuntimeError("publish: %s" % err)
         for w in ws:
-            w.communicate(timeout=harness.scaled(900))
-            harness.untrack(w)
+            _, usage = finish(w, harness.scaled(900))
+            watch.client("waitcount", usage)
         converge = time.monotonic() - t0
-        cpus = cpu.stop()
-        return {"rate": n / converge, "converge_s": converge,
-                "publish_rate": n / pub_s, "cpu": sum(cpus)}
+        watch.stop()
+        return dict(watch.summary(n * (m - 1)), rate=n / converge,
+                    converge_s=converge, publish_rate=n / pub_s,
+                    cpu=100 * watch.cpu_s() / watch.secs)
     finally:
         stop_all(nodes)
 
@@ -188,17 +214,22 @@ def fedq_latency(root, size, rate, secs, m, fsync):
         for x in nodes:
             x.start()
         all_running(nodes)
-        cpu = CpuWatch([x.pid for x in nodes])
-        r = harness.run([tool(), "latency", nodes[0].endpoint, "", QUEUE,
-                         nodes[1].endpoint, QUEUE, str(rate), str(secs),
-                         str(size)], timeout_s=secs + 120)
-        cpus = cpu.stop()
-        res = kv(r.stdout)
+        watch = ProcWatch(node_procs(nodes))
+        rc, out, err, usage = run_client(
+            [tool(), "latency", nodes[0].endpoint, "", QUEUE,
+             nodes[1].endpoint, QUEUE, rate, secs, size],
+            timeout_s=secs * 10 + 120)
+        watch.client("bench_shovel", usage)
+        watch.stop()
+        res = kv(out)
         if res.get("ok") != "1":
-            raise RuntimeError("latency: %s %s" % (r.stdout, r.stderr))
-        return {"p50": float(res["lat_p50_ms"]),
-                "p99": float(res["lat_p99_ms"]),
-                "max": float(res["lat_max_ms"]), "cpu": sum(cpus)}
+            raise RuntimeError("latency: %s %s" % (out, err))
+        return dict(watch.summary(int(res["received"])),
+                    p50=float(res["lat_p50_ms"]),
+                    p99=float(res["lat_p99_ms"]),
+                    max=float(res["lat_max_ms"]),
+                    reached=float(res["msgs_per_s"]),
+                    cpu=100 * watch.cpu_s() / watch.secs)
     finally:
         stop_all(nodes)
 
@@ -241,9 +272,10 @@ class Rabbit:
             harness.run([RMQ, "stop"], timeout_s=180, env=self.env)
             self.started = False
 
-    def pids(self):
-        return [int(harness.run([RMQ, "pid", s], env=self.env).stdout.strip()
-                    or 0) for s in "AB"]
+    def procs(self):
+        return [("beam-" + s, int(harness.run(
+            [RMQ, "pid", s], env=self.env).stdout.strip() or 0))
+            for s in "AB"]
 
     def ab(self, *args, timeout_s=900):
         r = harness.run([self.bench] + [str(a) for a in args],
@@ -318,15 +350,16 @@ class Rabbit:
             w = harness.track(subprocess.Popen(
                 [self.bench, "waitcount", str(self.port_b), "fq", str(n),
                  "900"], stdout=subprocess.PIPE, text=True))
-            cpu = CpuWatch(self.pids())
+            watch = ProcWatch(self.procs())
             self.ctl("B", "restart_federation_link", lid)
-            out, _ = w.communicate(timeout=1200)
-            harness.untrack(w)
-            cpus = cpu.stop()
+            out, usage = finish(w, 1200)
+            watch.client("amqpbench waitcount", usage)
+            watch.stop()
             r = kv(out)
             if "msgs_per_s" not in r:
                 raise RuntimeError("fedx drain: %s" % out)
-            return {"rate": float(r["msgs_per_s"]), "cpu": sum(cpus)}
+            return dict(watch.summary(n), rate=float(r["msgs_per_s"]),
+                        cpu=100 * watch.cpu_s() / watch.secs)
         finally:
             self.fedx_teardown()
 
@@ -350,10 +383,15 @@ class Rabbit:
         self.fedq_setup()
         try:
             self.ab("publish", self.port_a, "", "fq2", n, size, 1000, 0)
-            cpu = CpuWatch(self.pids())
-            r = self.ab("consume", self.port_b, "fq2", n, 1000, 60)
-            cpus = cpu.stop()
-            return {"rate": float(r["msgs_per_s"]), "cpu": sum(cpus)}
+            watch = ProcWatch(self.procs())
+            rc, out, err, usage = run_client(
+                [self.bench, "consume", self.port_b, "fq2", n, 1000, 60])
+            watch.client("amqpbench consume", usage)
+            watch.stop()
+            if rc != 0 or "msgs_per_s" not in kv(out):
+                raise RuntimeError("fedq drain: %s %s" % (out, err))
+            return dict(watch.summary(n), rate=float(kv(out)["msgs_per_s"]),
+                        cpu=100 * watch.cpu_s() / watch.secs)
         finally:
             self.fedq_teardown()
 
@@ -366,16 +404,10 @@ class Rabbit:
             r"^%s\s+1\s*$" % queue, self.ctl("B", "list_queues", "name",
                                              "consumers"), re.M),
             timeout=60, interval=0.2, msg="RabbitMQ consumer on %s" % queue)
-        cpu = CpuWatch(self.pids())
-        self.ab("publish", self.port_a, exch, key, n, size, 1000, rate)
-        out, _ = cons.communicate(timeout=secs + 300)
-        harness.untrack(cons)
-        cpus = cpu.stop()
-        r = kv(out)
-        if "lat_p50_ms" not in r:
-            raise RuntimeError("latency: %s" % out)
-        return {"p50": float(r["lat_p50_ms"]), "p99": float(r["lat_p99_ms"]),
-                "max": float(r["lat_max_ms"]), "cpu": sum(cpus)}
+        watch = ProcWatch(self.procs())
+        r = amqp_paced(self.bench, self.port_a, exch, key, n, size, rate,
+                       secs, cons, watch)
+        return dict(r, cpu=100 * watch.cpu_s() / watch.secs)
 
     def fedx_latency(self, size, rate, secs):
         self.fedx_setup()
@@ -397,14 +429,25 @@ class Rabbit:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true",
-                    help="N=20000, 1 run, 3 s of latency")
+                    help="1 run, 2 members, latency at 1 KiB "
+                         "only, 2 s per rate")
     ap.add_argument("--sizes", default="1024")
+    ap.add_argument("--lat-sizes", default=None,
+                    help="sizes of the latency runs at each rate (2 "
+                         "members; default 100,1024,16384, 1024 with "
+                         "--quick)")
+    ap.add_argument("--lat-rates", default="2000,20000",
+                    help="paced rates of the latency runs, msg/s")
     ap.add_argument("-n", type=int, default=None)
     ap.add_argument("--repeat", type=int, default=None)
-    ap.add_argument("--members", default="3,2",
-                    help="member counts to run fedq with (default 3,2)")
-    ap.add_argument("--lat-rate", type=float, default=2000)
-    ap.add_argument("--lat-secs", type=float, default=None)
+    ap.add_argument("--members", default=None,
+                    help="member counts to run fedq with (default 3,2; 2 "
+                         "with --quick)")
+    ap.add_argument("--lat-rate", type=float, default=None,
+                    help="one rate only (overrides --lat-rates)")
+    ap.add_argument("--lat-secs", type=float, default=None,
+                    help="seconds per latency run (default 10 at 2,000 "
+                         "msg/s and below, 5 above; 2 with --quick)")
     ap.add_argument("--fsync", default="batch")
     ap.add_argument("--no-rabbitmq", action="store_true")
     ap.add_argument("--dir", default=os.environ.get("FEDQ_BENCH_DIR"),
@@ -412,20 +455,38 @@ def main():
     ap.add_argument("--out", default=os.path.join(harness.REPO,
                                                   "bench-results"))
     args = ap.parse_args()
-    n = args.n or (20000 if args.quick else 100000)
+    n = args.n or 100000
     repeat = args.repeat or (1 if args.quick else 3)
-    lat_secs = args.lat_secs or (3 if args.quick else 10)
     sizes = [int(s) for s in args.sizes.split(",") if s]
-    counts = [int(m) for m in args.members.split(",") if m]
+    lat_sizes = [int(s) for s in (args.lat_sizes or (
+        "1024" if args.quick else "100,1024,16384")).split(",") if s]
+    counts = [int(m) for m in (args.members or (
+        "2" if args.quick else "3,2")).split(",") if m]
+    rates = ([args.lat_rate] if args.lat_rate else
+             [float(r) for r in args.lat_rates.split(",") if r])
+    args.lat_rate = rates[0]
+
+    def lat_secs(rate):
+        if args.lat_secs:
+            return args.lat_secs
+        return 2 if args.quick else (10 if rate <= 2000 else 5)
+
+    def lat_plan(m):
+        """(size, rate) of the latency runs: every size and rate with 2
+        members (like-for-like with RabbitMQ), the first rate at the drain
+        sizes otherwise."""
+        if m == 2:
+            return [(s, r) for r in rates for s in lat_sizes]
+        return [(s, rates[0]) for s in sizes]
     if not os.access(tool(), os.X_OK) or not harness.binaries_present():
         say("binaries missing in %s (build first: cmake --build %s)"
             % (harness.build_dir(), harness.build_dir()))
         return 2
     load0 = load_average()
-    say("build %s, N=%d, %d run(s), sizes %s, members %s, latency %g msg/s "
-        "for %g s, load average %s" % (harness.build_dir(), n, repeat,
-                                        sizes, counts, args.lat_rate,
-                                        lat_secs, load0))
+    say("build %s, N=%d, %d run(s), sizes %s, members %s, latency at %s "
+        "msg/s, sizes %s, load average %s" % (
+            harness.build_dir(), n, repeat, sizes, counts, rates, lat_sizes,
+            load0))
 
     work = tempfile.mkdtemp(prefix="fedq-bench-fed-", dir=args.dir)
     results = collections.OrderedDict()     # (system, case, size) -> runs
@@ -440,7 +501,14 @@ def main():
             say(notes[-1])
 
     def run_dir():
-        return tempfile.mkdtemp(dir=work)
+        # As for the shovel: the previous run's files go before the next.
+        for old in os.listdir(work):
+            if old.startswith("run-"):
+                shutil.rmtree(os.path.join(work, old), ignore_errors=True)
+        return tempfile.mkdtemp(dir=work, prefix="run-")
+
+    def lat_kind(rate):
+        return "latency@%g" % rate
 
     try:
         for _ in range(repeat):
@@ -450,9 +518,11 @@ def main():
                         run_dir(), size, n, m, args.fsync))
                     record(("fedq-%d" % m, "live", size), lambda: fedq_live(
                         run_dir(), size, n, m, args.fsync))
-                    record(("fedq-%d" % m, "latency", size),
-                           lambda: fedq_latency(run_dir(), size,
-                                                args.lat_rate, lat_secs, m,
+            for m in counts:
+                for size, rate in lat_plan(m):
+                    record(("fedq-%d" % m, lat_kind(rate), size),
+                           lambda: fedq_latency(run_dir(), size, rate,
+                                                lat_secs(rate), m,
                                                 args.fsync))
         rabbit = None
         if args.no_rabbitmq:
@@ -472,14 +542,15 @@ def main():
                     for size in sizes:
                         record(("rabbitmq-fedx", "drain", size),
                                lambda: rabbit.fedx_drain(size, n))
-                        record(("rabbitmq-fedx", "latency", size),
-                               lambda: rabbit.fedx_latency(
-                                   size, args.lat_rate, lat_secs))
                         record(("rabbitmq-fedq", "drain", size),
                                lambda: rabbit.fedq_drain(size, n))
-                        record(("rabbitmq-fedq", "latency", size),
+                    for size, rate in lat_plan(2):
+                        record(("rabbitmq-fedx", lat_kind(rate), size),
+                               lambda: rabbit.fedx_latency(
+                                   size, rate, lat_secs(rate)))
+                        record(("rabbitmq-fedq", lat_kind(rate), size),
                                lambda: rabbit.fedq_latency(
-                                   size, args.lat_rate, lat_secs))
+                                   size, rate, lat_secs(rate)))
             finally:
                 rabbit.stop()
     finally:
@@ -489,28 +560,41 @@ def main():
     def get(system, case, size, key):
         return med(results.get((system, case, size), []), key)
 
+    for (system, case, size), runs in results.items():
+        if any(r.get("lower_bound") for r in runs):
+            notes.append("%s %s %d B: a member had most of the backlog "
+                         "before the waiter saw its depth grow; the rate "
+                         "is N / time from the members' start (start-up "
+                         "included), a lower bound" % (system, case, size))
     load1 = load_average()
     lines = ["## Federated queues: fedq and RabbitMQ on this machine", ""]
     lines.append(
-        "N=%d per drain, %d run(s), medians; latency at %g msg/s for %g s "
+        "N=%d per drain, %d run(s), medians; latency at %s msg/s for %s s "
         "(publish at one member/node, consume at another); fedq fsync %s, "
         "full mesh; RabbitMQ 2 nodes, on-confirm, prefetch 1000, durable "
         "queues, persistent messages, cluster names set. Load average "
         "%s before, %s after (2 cores; other work on the machine shows "
-        "here)." % (n, repeat, args.lat_rate, lat_secs, args.fsync, load0,
-                    load1))
+        "here). msg/s of a latency run: the rate reached (publisher side "
+        "for RabbitMQ, received for fedq). CPU s / 100k: every process "
+        "(nodes and load clients) per 100k messages delivered." % (
+            n, repeat, ", ".join("%g" % r for r in rates),
+            ", ".join("%g" % lat_secs(r) for r in rates), args.fsync, load0,
+            load1))
     lines.append("")
     lines.append("| system | case | size B | msg/s | converge s | p50 ms | "
-                 "p99 ms | max ms | CPU % (all nodes) |")
-    lines.append("|---|---|---|---|---|---|---|---|---|")
+                 "p99 ms | max ms | CPU % (all) | CPU s/100k |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|")
     for (system, case, size), runs in results.items():
         if not runs:
             continue
-        lines.append("| %s | %s | %d | %s | %s | %s | %s | %s | %s |" % (
-            system, case, size, fmt(med(runs, "rate")),
-            fmt(med(runs, "converge_s"), "%.2f"),
-            fmt(med(runs, "p50"), "%.3f"), fmt(med(runs, "p99"), "%.3f"),
-            fmt(med(runs, "max"), "%.1f"), fmt(med(runs, "cpu"))))
+        lines.append("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s |"
+                     % (system, case, size, fmt(med(runs, "rate") or med(
+                         runs, "reached")),
+                        fmt(med(runs, "converge_s"), "%.2f"),
+                        fmt(med(runs, "p50"), "%.3f"),
+                        fmt(med(runs, "p99"), "%.3f"),
+                        fmt(med(runs, "max"), "%.1f"), fmt(med(runs, "cpu")),
+                        fmt(med(runs, "cpu_per_100k"), "%.2f")))
     lines.append("")
     lines.append("Ratios at 1 KiB (fedq drain = the slowest member's rate "
                  "from first arrival to N-th, like the RabbitMQ figures):")
@@ -535,7 +619,7 @@ def main():
                                 % ("MET " if d >= target * anchor else
                                    "MISS", m, target, name, anchor, d,
                                    ratio(d, anchor)))
-    p99 = get("fedq-%d" % counts[0], "latency", 1024, "p99")
+    p99 = get("fedq-%d" % counts[0], lat_kind(rates[0]), 1024, "p99")
     if p99 is not None:
         verdicts.append("%s fedq 1 KiB p99 < 1 ms at %g msg/s: %.3f ms"
                         % ("MET " if p99 < 1.0 else "MISS", args.lat_rate,
@@ -555,16 +639,45 @@ def main():
     with open(stem + ".md", "w") as f:
         f.write(text)
     keys = ("rate", "converge_s", "publish_rate", "p50", "p99", "max",
-            "cpu", "dups")
-    with open(stem + ".csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["system", "case", "size", "run"] + list(keys))
-        for (system, case, size), runs in results.items():
-            for i, r in enumerate(runs, 1):
-                w.writerow([system, case, size, i] + [
-                    "" if r.get(k) is None else "%.4g" % r[k] for k in keys])
+            "reached", "cpu", "cpu_s", "cpu_per_100k", "dups", "lower_bound")
+    write_runs(stem + ".csv", results, keys)
     print("csv: %s" % os.path.relpath(stem + ".csv", harness.REPO))
+    emit_rows(args.out, results, counts, sizes, rates, lat_plan)
     return 1 if any("failed" in x for x in notes) else 0
+
+
+def emit_rows(out, results, counts, sizes, rates, lat_plan):
+    """The rows of the combined report (scripts/bench all): fedq's
+    federated queue against RabbitMQ's federated queue (the like-for-like
+    multi-master queue) and federated exchange."""
+    for size in sizes:
+        for m in counts:
+            fr = results.get(("fedq-%d" % m, "drain", size))
+            low = any(r.get("lower_bound") for r in fr or [])
+            emit_pair(out, "federation", "federation drain, %d members "
+                      "(RabbitMQ fed. queue)" % m, size, "rate", fr,
+                      results.get(("rabbitmq-fedq", "drain", size)),
+                      ceiling_ref="durable link", lower_bound=low)
+            if m == 2:
+                emit_pair(out, "federation", "federation drain, 2 members "
+                          "(RabbitMQ fed. exchange)", size, "rate", fr,
+                          results.get(("rabbitmq-fedx", "drain", size)),
+                          ceiling_ref="durable link", lower_bound=low)
+            emit_pair(out, "federation", "federation live, %d members" % m,
+                      size, "rate", results.get(("fedq-%d" % m, "live",
+                                                 size)), None,
+                      ceiling_ref="durable link")
+    for size, rate in lat_plan(2):
+        kind = "latency@%g" % rate
+        fr = results.get(("fedq-2", kind, size))
+        rr = results.get(("rabbitmq-fedq", kind, size))
+        for q in ("p50", "p99"):
+            emit_pair(out, "federation", "federation latency %s @%s msg/s, "
+                      "2 members" % (q, "{:,.0f}".format(rate)), size, q,
+                      fr, rr, unit="ms", better="lower",
+                      ceiling_ref="2 fdatasync " + q, rate=rate, metric=q,
+                      max_fedq=med(fr or [], "max"),
+                      max_rabbitmq=med(rr or [], "max"))
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
 
 import harness  # noqa: E402
+from benchlib import ProcWatch, emit, run_client  # noqa: E402
 
 RATE = re.compile(r"elapsed ([\d.]+) s, (\d+) msg/s")
 OPENED = re.compile(r"store: opened .*? in (\d+) ms")
@@ -96,12 +97,15 @@ class Bench:
         self.node = node
         return node
 
-    def publish_rate(self, node, count, size, extra=()):
-        r = node.fedq("publish", "", "q", "--count", count, "--size", size,
-                      "--timeout", 30000, *extra, timeout_s=600)
-        m = RATE.search(r.stderr)
-        if r.rc != 0 or not m:
-            raise RuntimeError("publish failed: %r" % (r,))
+    def publish_rate(self, node, count, size, extra=(), watch=None):
+        rc, out, err, usage = run_client(node.cli.argv(
+            "publish", "", "q", "--count", count, "--size", size,
+            "--timeout", 30000, *extra), timeout_s=600)
+        m = RATE.search(err)
+        if rc != 0 or not m:
+            raise RuntimeError("publish failed: %s %s" % (out, err))
+        if watch:
+            watch.client("fedq publish", usage)
         return float(m.group(2))
 
     def parallel_publish(self, node, publishers, count, size):
@@ -142,14 +146,27 @@ class Bench:
         for size, count in ((100, 50000 if q else 300000),
                             (1024, 50000 if q else 300000),
                             (16384, 5000 if q else 30000)):
-            rates = []
+            rates, cpu = [], []
             for _ in range(runs):
-                rates.append(self.publish_rate(node, count, size))
+                watch = ProcWatch([("fedq-node", node.pid)])
+                rates.append(self.publish_rate(node, count, size,
+                                               watch=watch))
+                watch.stop()
+                cpu.append(watch.summary(count))
                 self.purge(node)
             self.row("publish confirmed %s B, 1 publisher" % size,
                      statistics.median(rates), "msg/s",
                      "median of %d x %d (%s)" % (
                          runs, count, ", ".join("%.0f" % r for r in rates)))
+            # The combined report's row (scripts/bench all).
+            emit(self.args.out, part="node", kind="pair",
+                 workload="confirmed publish, one node", size=size,
+                 unit="msg/s", better="higher", ceiling_ref="durable link",
+                 fedq=statistics.median(rates), rabbitmq=None, runs=runs,
+                 cpu_fedq=statistics.median(c["cpu_per_100k"] for c in cpu),
+                 cpu_rabbitmq=None, rss_fedq={"fedq-node": max(
+                     c["procs"]["fedq-node"]["rss_mib"] for c in cpu)},
+                 rss_rabbitmq={})
         count = 25000 if q else 100000
         rates = []
         for _ in range(runs):
