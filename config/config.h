@@ -111,6 +111,7 @@ typedef struct {
 typedef struct {
     cfg_queue_t queue;          //  the queue's own options (name inside)
     cfg_consume_t consume;      //  default local
+    uint64_t global_handoff_ms; //  consume: global: hold remote messages
     cfg_peer_t *peers;
     size_t npeers;
     uint64_t lag_alert_ms;

@@ -185,6 +185,11 @@ const cfg_key_t cfg_keys[] = {
     {.path = "federated_queues[].consume", .kind = CFG_K_ENUM,
      .dflt = "local", .names = s_consume_names,
      FIELD (cfg_federated_t, consume)},
+    //  consume: global: a message from another member waits this long
+    //  here before it is delivered, so that the origin's consumers (whose
+    //  ack becomes a tombstone) take it first (node/queue.c held FIFO).
+    {.path = "federated_queues[].global_handoff", .kind = CFG_K_DURATION,
+     .dflt = "2s", .max = HOUR_MS, FIELD (cfg_federated_t, global_handoff_ms)},
     {.path = "federated_queues[].peers", .kind = CFG_K_LIST,
      LIST_OF (cfg_federated_t, peers, npeers, cfg_peer_t)},
     {.path = "federated_queues[].peers[].id", .kind = CFG_K_NAME,

@@ -574,6 +574,14 @@ fed_new (const cfg_federated_t *cfg, const char *node_id, broker_t *broker,
         return NULL;
     }
     self->h = self->q->fed_history;
+    self->q->fed_handoff_ms = cfg->consume == CFG_CONSUME_GLOBAL
+                                ? cfg->global_handoff_ms
+                                : 0;
+    const char *ids[64];
+    size_t nids = 0;
+    for (size_t i = 0; i < cfg->npeers && nids < 64; i++)
+        ids[nids++] = cfg->peers[i].id;
+    queue_set_fed_members (self->q, node_id, ids, nids);
     fed_floors_load (self);
     //  The config may be replaced: keep none of its pointers.
     self->cfg.peers = NULL;

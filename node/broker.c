@@ -174,6 +174,7 @@ broker_open (const broker_opts_t *opts, broker_t **self_p)
     self->queues = zhashx_new ();
     self->exchanges = zhashx_new ();
     self->origins = zhashx_new ();
+    self->held_due = INT64_MAX;
     self->opened_at = fedq_wall_ms ();
     self->next_qid = 1;
     self->recovering = calloc (1, sizeof (u64map_t));
@@ -1323,6 +1324,29 @@ s_compact (broker_t *self)
 //  --------------------------------------------------------------------
 //  Periodic work
 
+int64_t
+broker_held_due (broker_t *self)
+{
+    return self->held_due;
+}
+
+void
+broker_release_held (broker_t *self, int64_t now)
+{
+    int64_t next = INT64_MAX;
+    for (queue_t *q = zhashx_first (self->queues); q;
+         q = zhashx_next (self->queues)) {
+        if (!q->held_count)
+            continue;
+        int64_t due;
+        if (queue_release_held (q, now, &due))
+            broker_wake (self, q);
+        if (due < next)
+            next = due;
+    }
+    self->held_due = next;
+}
+
 void
 broker_tick (broker_t *self)
 {
@@ -1361,6 +1385,9 @@ broker_tick (broker_t *self)
         }
         queue_dedup_expire (q, now);
     }
+    //  Held messages are released by the node loop when due; this pass
+    //  catches any whose wakeup was missed.
+    broker_release_held (self, now);
     //  Whatever was written lazily is synced at least once a second.
     self->need_durable = true;
     if (mono >= self->next_compact) {

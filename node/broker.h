@@ -203,6 +203,13 @@ void
 void
     broker_dispatch (broker_t *self);
 
+//  consume: global handoff: the wall ms the next held message is due
+//  (INT64_MAX when none), and moving the due ones to their ready rings.
+int64_t
+    broker_held_due (broker_t *self);
+void
+    broker_release_held (broker_t *self, int64_t now);
+
 //  Periodic work: expire TTL'd heads, age dedup windows, delete settled
 //  segments, compact sparse ones. Call about once a second.
 void

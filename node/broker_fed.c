@@ -300,6 +300,15 @@ broker_fed_apply (broker_t *self, queue_t *q, fedq_str_t origin,
                       .enqueued_at = now,
                       .size = body_len,
                       .priority = rec.priority};
+    if (to_queue && q->fed_global && q->fed_handoff_ms) {
+        //  Handoff: held here while the origin's consumers may take it.
+        int rank = queue_handoff_rank (q, origin);
+        entry.flags = (uint8_t) (QENTRY_HELD
+                                 | ((rank - 1) << QENTRY_RANK_SHIFT));
+        int64_t due = now + (int64_t) q->fed_handoff_ms;
+        if (due < self->held_due)
+            self->held_due = due;
+    }
     if (to_queue) {
         broker_stage (self, q, &entry);
         q->published_total++;
@@ -309,6 +318,7 @@ broker_fed_apply (broker_t *self, queue_t *q, fedq_str_t origin,
             broker_drop_head (self, q);
     }
     entry.expires_at = 0;
+    entry.flags = 0;
     broker_stage (self, h, &entry);
     if (tomb && q->fed_global) {
         uint64_t target;

@@ -43,6 +43,7 @@ struct _broker_t {
     size_t norigins;
     u64map_t *recovering;       //  during open: per-queue settled positions
     u64map_t relocated;         //  during open: old position -> copy
+    int64_t held_due;           //  wall ms a held entry is due, or INT64_MAX
     int64_t next_compact;       //  mono ms of the next compaction pass
     bool need_durable;          //  something staged waits for its fsync
     int64_t opened_at;          //  wall ms when the broker was opened

@@ -96,6 +96,8 @@ static const s_family_t s_queue_families[] = {
    "Messages waiting for a consumer."},
   {"fedq_queue_unacked", "gauge", "unacked", 1,
    "Messages delivered and not yet settled."},
+  {"fedq_queue_held", "gauge", "held", 1,
+   "consume: global messages from other members in their handoff delay."},
   {"fedq_queue_bytes", "gauge", "bytes", 1, "Bytes of the queue's messages."},
   {"fedq_queue_consumers", "gauge", "consumers", 1,
    "Consumers attached to the queue."},

@@ -358,6 +358,7 @@ s_queue_status (void *ctx, queue_t *q)
       (json_int_t) q->dead_lettered_total, "dropped_total",
       (json_int_t) q->dropped_total, "duplicates_total",
       (json_int_t) q->duplicates_total);
+    json_object_set_new (j, "held", json_integer ((json_int_t) q->held_count));
     json_object_set_new (j, "publish_rate", json_real (q->publish_rate));
     json_object_set_new (j, "deliver_rate", json_real (q->deliver_rate));
     if (q->owner)
@@ -706,6 +707,13 @@ node_run (node_t *self)
             if (w < wake)
                 wake = w;
         }
+        //  Held messages (consume: global handoff) wake the loop when due.
+        int64_t held_due = broker_held_due (self->broker);
+        if (held_due != INT64_MAX) {
+            int64_t w = now + (held_due - fedq_wall_ms ());
+            if (w < wake)
+                wake = w;
+        }
         long timeout = wake > now ? (long) (wake - now) : 0;
         if (self->any_blocked && timeout > 5)
             timeout = 5;
@@ -732,6 +740,8 @@ node_run (node_t *self)
                 break;
         s_commit (self);
         session_unblock_all (self);
+        if (broker_held_due (self->broker) <= fedq_wall_ms ())
+            broker_release_held (self->broker, fedq_wall_ms ());
         broker_dispatch (self->broker);
         //  Settlements of no-ack deliveries and dead-letters of this turn.
         s_commit (self);

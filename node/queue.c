@@ -74,6 +74,20 @@ s_ring_pop_front (qring_t *ring, qentry_t *entry)
     return true;
 }
 
+//  The oldest held entry (release, drop-head, drain).
+static bool
+s_pop_held (queue_t *self, qentry_t *entry)
+{
+    for (int r = 0; r < QUEUE_HELD_RANKS; r++)
+        if (s_ring_pop_front (&self->held[r], entry)) {
+            self->held_count--;
+            self->held_bytes -= entry->size;
+            entry->flags &= (uint8_t) ~(QENTRY_HELD | QENTRY_RANK_MASK);
+            return true;
+        }
+    return false;
+}
+
 queue_t *
 queue_new (const char *name, uint64_t qid, const proto_qopts_t *opts)
 {
@@ -98,6 +112,12 @@ queue_destroy (queue_t **self_p)
     for (int p = 0; p < 10; p++)
         free (self->ready[p].items);
     free (self->ready);
+    for (int r = 0; r < QUEUE_HELD_RANKS; r++)
+        free (self->held[r].items);
+    for (size_t i = 0; i < self->fed_nmembers; i++)
+        free (self->fed_members[i]);
+    free (self->fed_members);
+    free (self->fed_self);
     free (self->consumers);
     free (self->name);
     free (self->dlx);
@@ -155,6 +175,14 @@ s_level (const queue_t *self, uint8_t priority)
 void
 queue_push (queue_t *self, const qentry_t *entry)
 {
+    if (entry->flags & QENTRY_HELD) {
+        s_ring_push_back (
+          &self->held[(entry->flags & QENTRY_RANK_MASK) >> QENTRY_RANK_SHIFT],
+          entry);
+        self->held_count++;
+        self->held_bytes += entry->size;
+        return;
+    }
     s_ring_push_back (&self->ready[s_level (self, entry->priority)], entry);
     self->ready_count++;
     self->ready_bytes += entry->size;
@@ -199,7 +227,7 @@ bool
 queue_pop_oldest (queue_t *self, qentry_t *entry)
 {
     if (self->ready_count == 0)
-        return false;
+        return s_pop_held (self, entry);
     for (int p = 0; p <= 9; p++)
         if (s_ring_pop_front (&self->ready[p], entry)) {
             self->ready_count--;
@@ -212,7 +240,81 @@ queue_pop_oldest (queue_t *self, qentry_t *entry)
 uint64_t
 queue_depth (const queue_t *self)
 {
-    return self->ready_count + self->unacked_count - self->skip_count;
+    return self->ready_count + self->held_count + self->unacked_count
+           - self->skip_count;
+}
+
+size_t
+queue_release_held (queue_t *self, int64_t now_ms, int64_t *next_due)
+{
+    size_t moved = 0;
+    *next_due = INT64_MAX;
+    for (int r = 0; r < QUEUE_HELD_RANKS; r++) {
+        qring_t *ring = &self->held[r];
+        int64_t delay = (int64_t) self->fed_handoff_ms * (r + 1);
+        while (ring->count) {
+            int64_t due = ring->items[ring->head].enqueued_at + delay;
+            if (due > now_ms) {
+                if (due < *next_due)
+                    *next_due = due;
+                break;
+            }
+            qentry_t e;
+            s_ring_pop_front (ring, &e);
+            self->held_count--;
+            self->held_bytes -= e.size;
+            e.flags &= (uint8_t) ~(QENTRY_HELD | QENTRY_RANK_MASK);
+            queue_push (self, &e);
+            moved++;
+        }
+    }
+    return moved;
+}
+
+static int
+s_cmp_str (const void *a, const void *b)
+{
+    return strcmp (*(char *const *) a, *(char *const *) b);
+}
+
+void
+queue_set_fed_members (queue_t *self, const char *self_id,
+                       const char *const *peers, size_t npeers)
+{
+    for (size_t i = 0; i < self->fed_nmembers; i++)
+        free (self->fed_members[i]);
+    free (self->fed_members);
+    free (self->fed_self);
+    self->fed_self = strdup (self_id);
+    self->fed_members = calloc (npeers + 1, sizeof (char *));
+    self->fed_nmembers = 0;
+    if (!self->fed_members)
+        return;
+    self->fed_members[self->fed_nmembers++] = strdup (self_id);
+    for (size_t i = 0; i < npeers; i++)
+        self->fed_members[self->fed_nmembers++] = strdup (peers[i]);
+    qsort (self->fed_members, self->fed_nmembers, sizeof (char *), s_cmp_str);
+}
+
+int
+queue_handoff_rank (const queue_t *self, fedq_str_t origin)
+{
+    size_t len = 0;
+    while (len < origin.len && origin.ptr[len] != '~')
+        len++;
+    size_t n = self->fed_nmembers;
+    long at = -1, me = -1;
+    for (size_t i = 0; i < n; i++) {
+        const char *m = self->fed_members[i];
+        if (strlen (m) == len && memcmp (m, origin.ptr, len) == 0)
+            at = (long) i;
+        if (strcmp (m, self->fed_self) == 0)
+            me = (long) i;
+    }
+    if (at < 0 || me < 0 || at == me)
+        return 1;
+    long rank = (me - at + (long) n) % (long) n;
+    return rank > QUEUE_HELD_RANKS ? QUEUE_HELD_RANKS : (int) rank;
 }
 
 bool
@@ -244,32 +346,46 @@ queue_would_overflow (const queue_t *self, uint64_t extra_msgs,
                > self->opts.max_length)
         return true;
     if (self->opts.max_bytes
-        && self->ready_bytes + self->unacked_bytes + self->pending_bytes
+        && self->ready_bytes + self->held_bytes + self->unacked_bytes
+                   + self->pending_bytes
                    + extra_bytes
                > self->opts.max_bytes)
         return true;
     return false;
 }
 
+//  Take the entries of ring marked removed out, keeping the order.
+static void
+s_ring_skip_flush (queue_t *self, qring_t *ring, uint64_t *count,
+                   uint64_t *bytes, void (*fn) (void *ctx, const qentry_t *e),
+                   void *ctx)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < ring->count; i++) {
+        qentry_t e = ring->items[(ring->head + i) & (ring->cap - 1)];
+        if (queue_skip_take (self, e.pos)) {
+            (*count)--;
+            *bytes -= e.size;
+            e.flags &= (uint8_t) ~(QENTRY_HELD | QENTRY_RANK_MASK);
+            fn (ctx, &e);
+        }
+        else
+            ring->items[(ring->head + kept++) & (ring->cap - 1)] = e;
+    }
+    ring->count = kept;
+}
+
 void
 queue_skip_flush (queue_t *self, void (*fn) (void *ctx, const qentry_t *e),
                   void *ctx)
 {
-    for (int p = 0; p <= 9 && self->skip_count; p++) {
-        qring_t *ring = &self->ready[p];
-        size_t kept = 0;
-        for (size_t i = 0; i < ring->count; i++) {
-            qentry_t e = ring->items[(ring->head + i) & (ring->cap - 1)];
-            if (queue_skip_take (self, e.pos)) {
-                self->ready_count--;
-                self->ready_bytes -= e.size;
-                fn (ctx, &e);
-            }
-            else
-                ring->items[(ring->head + kept++) & (ring->cap - 1)] = e;
-        }
-        ring->count = kept;
-    }
+    for (int p = 0; p <= 9 && self->skip_count; p++)
+        s_ring_skip_flush (self, &self->ready[p], &self->ready_count,
+                           &self->ready_bytes, fn, ctx);
+    for (int r = 0; r < QUEUE_HELD_RANKS; r++)
+        if (self->skip_count && self->held[r].count)
+            s_ring_skip_flush (self, &self->held[r], &self->held_count,
+                               &self->held_bytes, fn, ctx);
 }
 
 void
@@ -277,7 +393,7 @@ queue_drain (queue_t *self, void (*fn) (void *ctx, const qentry_t *e),
              void *ctx)
 {
     qentry_t entry;
-    while (queue_pop (self, &entry))
+    while (queue_pop (self, &entry) || s_pop_held (self, &entry))
         if (fn)
             fn (ctx, &entry);
 }

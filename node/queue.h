@@ -21,6 +21,10 @@ typedef struct {
 } qentry_t;
 
 #define QENTRY_REDELIVERED 1    //  delivered before, or recovered after restart
+#define QENTRY_HELD 2           //  consume: global handoff: queue_push holds it
+#define QENTRY_RANK_SHIFT 2     //  bits 2-3: held for (rank) x handoff, rank-1
+#define QENTRY_RANK_MASK (3 << QENTRY_RANK_SHIFT)
+#define QUEUE_HELD_RANKS 4
 
 //  A ring buffer of entries.
 typedef struct {
@@ -46,6 +50,18 @@ typedef struct _queue_t {
     uint64_t ready_bytes;
     uint64_t unacked_count;     //  delivered, not settled
     uint64_t unacked_bytes;
+    //  consume: global handoff: messages from other members wait here,
+    //  in arrival order, until enqueued_at + rank x fed_handoff_ms (then
+    //  they move to the ready rings in that order). The rank of this
+    //  member after the origin (queue_handoff_rank) staggers the members
+    //  so that one takes a message the origin did not; one FIFO by rank.
+    qring_t held[QUEUE_HELD_RANKS];
+    char **fed_members;         //  member ids, sorted (this one included)
+    size_t fed_nmembers;
+    char *fed_self;             //  this member's id
+    uint64_t held_count;
+    uint64_t held_bytes;
+    uint64_t fed_handoff_ms;    //  0 = deliver remote messages at once
     uint64_t pending_count;     //  routed here, waiting for the commit
     uint64_t pending_bytes;
     consumer_t **consumers;     //  in order of arrival
@@ -92,7 +108,8 @@ void
 void
     queue_set_opts (queue_t *self, const proto_qopts_t *opts);
 
-//  Append an entry at the tail of its priority level.
+//  Append an entry at the tail of its priority level; an entry flagged
+//  QENTRY_HELD goes to the tail of the held FIFO instead.
 void
     queue_push (queue_t *self, const qentry_t *entry);
 
@@ -112,6 +129,24 @@ bool
 bool
     queue_pop_oldest (queue_t *self, qentry_t *entry);
 
+//  Move the held entries due at now_ms (enqueued_at + fed_handoff_ms)
+//  to the ready rings, oldest first; returns how many moved. *next_due
+//  gets the due time of the oldest still held, or INT64_MAX.
+size_t
+    queue_release_held (queue_t *self, int64_t now_ms, int64_t *next_due);
+
+//  consume: global: the members of the federated queue (this node's id
+//  and its peers' ids, copied) for queue_handoff_rank.
+void
+    queue_set_fed_members (queue_t *self, const char *self_id,
+                           const char *const *peers, size_t npeers);
+
+//  This member's rank after origin ("ID" or "ID~incarnation") in the
+//  sorted member ids taken as a circle: 1 for the next member, 2 for the
+//  one after...; capped at QUEUE_HELD_RANKS; 1 when origin is unknown.
+int
+    queue_handoff_rank (const queue_t *self, fedq_str_t origin);
+
 //  Mark a queued message as removed (a federation tombstone); it is
 //  dropped when it reaches the head.
 void
@@ -127,7 +162,7 @@ void
     queue_skip_flush (queue_t *self,
                       void (*fn) (void *ctx, const qentry_t *e), void *ctx);
 
-//  Total messages in the queue (ready + unacked, less removed ones).
+//  Total messages in the queue (ready + held + unacked, less removed ones).
 uint64_t
     queue_depth (const queue_t *self);
 
@@ -136,7 +171,7 @@ bool
     queue_would_overflow (const queue_t *self, uint64_t extra_msgs,
                           uint64_t extra_bytes);
 
-//  Remove every ready entry, calling fn for each (purge, delete).
+//  Remove every ready and held entry, calling fn for each (purge, delete).
 void
     queue_drain (queue_t *self, void (*fn) (void *ctx, const qentry_t *e),
                  void *ctx);

@@ -93,6 +93,10 @@ class FedHistoryTest(harness.FedqTestCase):
         # while it is away are its own (its origin's floors count too).
         fedlib.publish(n3, "a3", 100)
         fedlib.wait_converged(nodes, 100, timeout=30)
+        # At n1 they are held for the handoff (global_handoff) first:
+        # once ready they are ahead of n1's own a1 below.
+        harness.wait_until(lambda: n1.queue("audit")["held"] == 0,
+                           timeout=30, msg="n1 released n3's messages")
         fedlib.publish(n1, "a1", 200)
         fedlib.wait_converged(nodes, 300, timeout=30)
 

@@ -450,6 +450,10 @@ static const bad_case_t s_bad_cases[] = {
      "92-history-max-messages-not-number.yaml:6:42: "
      "federated_queues[0].history_max_messages: expected a positive "
      "integer, got \"lots\""},
+    {"93-global-handoff-too-long.yaml",
+     "93-global-handoff-too-long.yaml:6:53: "
+     "federated_queues[0].global_handoff: expected a duration from 0s to "
+     "1h, got \"2h\""},
 };
 
 #define NBAD (sizeof s_bad_cases / sizeof s_bad_cases[0])

@@ -17,6 +17,13 @@ s_entry (uint64_t pos, uint8_t priority, uint32_t size)
 }
 
 static void
+s_count_cb (void *ctx, const qentry_t *e)
+{
+    (void) e;
+    (*(size_t *) ctx)++;
+}
+
+static void
 test_fifo_and_growth (void **state)
 {
     (void) state;
@@ -138,6 +145,94 @@ test_u64map_against_reference (void **state)
     u64map_free (&map);
 }
 
+static qentry_t
+s_held (uint64_t pos, int64_t at, int rank)
+{
+    qentry_t e = {.pos = pos, .enqueued_at = at, .size = 10,
+                  .flags = (uint8_t) (QENTRY_HELD
+                                      | ((rank - 1) << QENTRY_RANK_SHIFT))};
+    return e;
+}
+
+//  consume: global handoff: held entries count in depth and limits, are
+//  released in arrival order when due (by rank), local ones are never
+//  behind them, a removed one is flushed undelivered, drain takes all.
+static void
+test_held_fifo (void **state)
+{
+    (void) state;
+    proto_qopts_t opts = {.durable = true, .max_length = 5};
+    queue_t *q = queue_new ("q", 1, &opts);
+    q->fed_handoff_ms = 1000;
+    qentry_t e = s_held (1, 100, 1);
+    queue_push (q, &e);
+    e = s_held (2, 200, 1);
+    queue_push (q, &e);
+    e = s_held (3, 150, 2);                 //  due at 2150
+    queue_push (q, &e);
+    e = s_entry (4, 0, 10);                 //  local: ready at once
+    queue_push (q, &e);
+    assert_int_equal (q->held_count, 3);
+    assert_int_equal (q->ready_count, 1);
+    assert_int_equal (queue_depth (q), 4);
+    assert_int_equal (q->held_bytes, 30);
+    assert_false (queue_would_overflow (q, 1, 0));
+    assert_true (queue_would_overflow (q, 2, 0));
+    assert_int_equal (queue_peek (q)->pos, 4);
+
+    int64_t next;
+    assert_int_equal (queue_release_held (q, 1099, &next), 0);
+    assert_int_equal (next, 1100);
+    assert_int_equal (queue_release_held (q, 1200, &next), 2);
+    assert_int_equal (next, 2150);
+    assert_true (queue_pop (q, &e));
+    assert_int_equal (e.pos, 4);
+    assert_true (queue_pop (q, &e));
+    assert_int_equal (e.pos, 1);
+    assert_int_equal (e.flags, 0);
+    assert_true (queue_pop (q, &e));
+    assert_int_equal (e.pos, 2);
+    assert_false (queue_pop (q, &e));
+    assert_int_equal (queue_depth (q), 1);
+
+    //  A tombstone for a held one: out of depth at once, flushed.
+    queue_skip_add (q, 3);
+    assert_int_equal (queue_depth (q), 0);
+    size_t flushed = 0;
+    queue_skip_flush (q, s_count_cb, &flushed);
+    assert_int_equal (flushed, 1);
+    assert_int_equal (q->held_count, 0);
+    assert_int_equal (q->held_bytes, 0);
+    assert_int_equal (queue_release_held (q, 9999, &next), 0);
+    assert_int_equal (next, INT64_MAX);
+
+    //  Drain (purge, delete) takes held entries too.
+    e = s_held (5, 100, 1);
+    queue_push (q, &e);
+    flushed = 0;
+    queue_drain (q, s_count_cb, &flushed);
+    assert_int_equal (flushed, 1);
+    assert_int_equal (queue_depth (q), 0);
+    queue_destroy (&q);
+}
+
+//  Ranks: sorted member ids as a circle, counted from the origin.
+static void
+test_handoff_rank (void **state)
+{
+    (void) state;
+    proto_qopts_t opts = {.durable = true};
+    queue_t *q = queue_new ("q", 1, &opts);
+    const char *peers[] = {"n3", "n1"};
+    queue_set_fed_members (q, "n2", peers, 2);
+    assert_int_equal (queue_handoff_rank (q, fedq_str_of ("n1")), 1);
+    assert_int_equal (queue_handoff_rank (q, fedq_str_of ("n3~x7")), 2);
+    assert_int_equal (queue_handoff_rank (q, fedq_str_of ("other")), 1);
+    queue_set_fed_members (q, "n3", peers + 1, 1);
+    assert_int_equal (queue_handoff_rank (q, fedq_str_of ("n1")), 1);
+    queue_destroy (&q);
+}
+
 int
 main (void)
 {
@@ -146,6 +241,8 @@ main (void)
       cmocka_unit_test (test_priorities_and_requeue),
       cmocka_unit_test (test_limits),
       cmocka_unit_test (test_dedup),
+      cmocka_unit_test (test_held_fifo),
+      cmocka_unit_test (test_handoff_rank),
       cmocka_unit_test (test_u64map_against_reference),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
