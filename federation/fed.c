@@ -2,6 +2,8 @@
 //  version vectors and compaction. See the design block in fed.h.
 #define _GNU_SOURCE
 #include "fed.h"
+#include "fed_batch.h"
+#include "fed_direct.h"
 #include "security.h"
 
 #include <czmq.h>
@@ -36,6 +38,8 @@ typedef struct {
     uint64_t acked;             //  history index below which it holds
                                 //  every event (its sender's view)
     fed_stream_t *sender;       //  the stream that sends to it, or NULL
+    fed_direct_t *direct;       //  origins it gets from themselves (its
+                                //  FED_DIRECT): not relayed to it
 } s_member_t;
 
 //  One sent, unacknowledged event: its history index and id.
@@ -59,6 +63,14 @@ struct _fed_stream_t {
     size_t sent_head, sent_count;
     uint64_t recv_upto;         //  last index the peer sent us
     bool ack_due;
+    fed_batch_t *batch;         //  FED_EVENTS being filled, or NULL when
+                                //  the peer takes only FED_EVENT
+    bool direct_due;            //  send our FED_DIRECT (new stream)
+    uint64_t skipped_from;      //  first index not sent because the peer
+                                //  gets its origin directly, or NONE
+    bool rescan;                //  go back to skipped_from once the ring
+                                //  is empty (the peer lost an origin)
+    uint64_t relays_skipped_total;
     uint64_t sent_total;
     uint64_t applied_total;
     uint64_t duplicates_total;
@@ -106,9 +118,14 @@ struct _fed_t {
     int64_t next_compact;
     bool lag_alert, backlog_alert;
     fedq_buf_t out;
+    uint32_t own_origin;        //  broker_origin_id of this node
+    uint64_t direct_gen;        //  generation of our last FED_DIRECT
+    uint64_t direct_links;      //  running links it listed (bit per link)
+    bool direct_refresh;        //  send FED_DIRECT again (marks moved)
 };
 
 static const size_t s_ring_cap = FED_WINDOW;
+#define FED_NONE UINT64_MAX
 
 //  --------------------------------------------------------------------
 //  History access: absolute index = compacted + offset in the ring
@@ -204,6 +221,7 @@ s_member_add (fed_t *self, fedq_str_t id)
         abort ();
     snprintf (m->id, sizeof m->id, "%.*s", (int) id.len, id.ptr);
     m->vv = zhashx_new ();
+    m->direct = fed_direct_new ();
     self->members[self->nmembers++] = m;
     return m;
 }
@@ -236,7 +254,7 @@ s_frame (fed_stream_t *s, proto_cmd_t cmd)
 
 static fed_stream_t *
 s_stream_new (fed_t *self, s_member_t *member, uint64_t epoch,
-              fed_send_fn *send, void *send_ctx, bool from_link)
+              fed_send_fn *send, void *send_ctx, bool from_link, bool batch)
 {
     fed_stream_t *s = calloc (1, sizeof *s);
     if (!s)
@@ -251,6 +269,11 @@ s_stream_new (fed_t *self, s_member_t *member, uint64_t epoch,
     s->vv = zhashx_new ();
     s->sent = malloc (s_ring_cap * sizeof *s->sent);
     s->started = fedq_mono_ms ();
+    s->skipped_from = FED_NONE;
+    if (batch) {
+        s->batch = fed_batch_new ();
+        s->direct_due = true;
+    }
     self->streams = realloc (self->streams,
                              (self->nstreams + 1) * sizeof *self->streams);
     if (!s->vv || !s->sent || !self->streams)
@@ -282,10 +305,16 @@ s_stream_destroy (fed_t *self, fed_stream_t **s_p)
         for (size_t i = self->nstreams; i-- > 0 && !m->sender;)
             if (self->streams[i]->member == m)
                 m->sender = self->streams[i];
+        //  What it skipped as sent directly is not held.
+        if (s->skipped_from < m->acked)
+            m->acked = s->skipped_from;
         fed_stream_t *next = m->sender;
         if (next && next->sent_count == 0 && next->cursor < m->acked)
             next->cursor = m->acked;
+        if (next && next->skipped_from != FED_NONE)
+            next->rescan = true;
     }
+    fed_batch_destroy (&s->batch);
     zhashx_destroy (&s->vv);
     free (s->sent);
     free (s);
@@ -301,12 +330,33 @@ s_stream_acked (fed_stream_t *s)
     return s->sent_count ? s->sent[s->sent_head].index : s->cursor;
 }
 
+//  Send the FED_EVENTS being filled; FEDQ_EAGAIN keeps it for later.
+static fedq_rc_t
+s_stream_flush (fed_stream_t *s)
+{
+    proto_frame_t f = s_frame (s, PROTO_FED_EVENTS);
+    return fed_batch_send (s->batch, &f, s->send, s->send_ctx);
+}
+
 static void
 s_stream_pump (fed_stream_t *s)
 {
     fed_t *self = s->fed;
     if (s->member->sender != s)
         return;                     //  another connection sends
+    if (s->batch && fed_batch_size (s->batch) && s_stream_flush (s))
+        return;                     //  the pipe is still full
+    if (s->rescan) {
+        //  The peer no longer gets some origin directly: go back to the
+        //  first event skipped for that reason, once every event sent is
+        //  acknowledged (the ring of unacked events stays in index order).
+        if (s->sent_count)
+            return;
+        if (s->skipped_from < s->cursor)
+            s->cursor = s->skipped_from;
+        s->skipped_from = FED_NONE;
+        s->rescan = false;
+    }
     uint64_t end = s_history_end (self);
     if (s->cursor < self->h->compacted)
         s->cursor = self->h->compacted;
@@ -325,23 +375,51 @@ s_stream_pump (fed_stream_t *s)
             s->cursor++;            //  the peer has it, or has it coming
             continue;
         }
-        proto_frame_t f = s_frame (s, PROTO_FED_EVENT);
-        f.present |= PF_COUNT | PF_NODE | PF_SEQ;
-        f.count = s->cursor;
-        f.node = origin;
-        f.seq = fseq;
-        if (s->send (s->send_ctx, &f, rec.env, rec.env_len,
-                     rec.body ? rec.body : (const uint8_t *) "", rec.body_len))
-            return;                 //  pipe full: the next turn goes on
+        uint32_t origin_id = broker_origin_id (self->broker, origin);
+        if (origin_id != self->own_origin
+            && fed_direct_has (s->member->direct, origin_id)) {
+            //  It gets the origin's events from the origin (FED_DIRECT).
+            if (s->skipped_from == FED_NONE)
+                s->skipped_from = s->cursor;
+            s->relays_skipped_total++;
+            s->cursor++;
+            continue;
+        }
+        const uint8_t *body = rec.body ? rec.body : (const uint8_t *) "";
+        if (s->batch) {
+            if (fed_batch_full (s->batch, rec.env_len, rec.body_len)
+                && s_stream_flush (s))
+                break;              //  pipe full: the next turn goes on
+            proto_fed_event_t ev = {.count = s->cursor,
+                                    .origin = origin,
+                                    .seq = fseq,
+                                    .env = rec.env,
+                                    .env_len = rec.env_len,
+                                    .body = body,
+                                    .body_len = rec.body_len};
+            fed_batch_add (s->batch, &ev);
+        }
+        else {
+            proto_frame_t f = s_frame (s, PROTO_FED_EVENT);
+            f.present |= PF_COUNT | PF_NODE | PF_SEQ;
+            f.count = s->cursor;
+            f.node = origin;
+            f.seq = fseq;
+            if (s->send (s->send_ctx, &f, rec.env, rec.env_len, body,
+                         rec.body_len))
+                return;             //  pipe full: the next turn goes on
+        }
         s_sent_t *slot = &s->sent[(s->sent_head + s->sent_count) % s_ring_cap];
         slot->index = s->cursor;
-        slot->origin = broker_origin_id (self->broker, origin);
+        slot->origin = origin_id;
         slot->seq = fseq;
         s->sent_count++;
         s->sent_total++;
         s_vv_raise (s->vv, origin, fseq);
         s->cursor++;
     }
+    if (s->batch)
+        s_stream_flush (s);         //  end of the turn: send what is ready
     s->member->acked = s_stream_acked (s);
 }
 
@@ -373,29 +451,104 @@ s_stream_acked_upto (fed_stream_t *s, uint64_t upto)
 }
 
 static void
-s_stream_event (fed_stream_t *s, const proto_frame_t *f, const uint8_t *env,
-                size_t env_len, const uint8_t *body, size_t body_len)
+s_stream_apply (fed_stream_t *s, const proto_fed_event_t *e)
 {
     fed_t *self = s->fed;
     broker_outcome_t outcome;
-    fedq_rc_t rc = broker_fed_apply (self->broker, self->q, f->node, f->seq,
-                                     env, (uint32_t) env_len, body,
-                                     (uint32_t) body_len, &outcome);
+    fedq_rc_t rc = broker_fed_apply (self->broker, self->q, e->origin, e->seq,
+                                     e->env, e->env_len, e->body, e->body_len,
+                                     &outcome);
     if (rc) {
         s->errors_total++;
         fedq_warn ("federation=%s peer=%s event %.*s:%" PRIu64
                    " not applied: %s",
-                   self->name, s->member->id, (int) f->node.len, f->node.ptr,
-                   f->seq, fedq_rc_name (rc));
+                   self->name, s->member->id, (int) e->origin.len,
+                   e->origin.ptr, e->seq, fedq_rc_name (rc));
     }
     else if (outcome == BROKER_DUPLICATE)
         s->duplicates_total++;
     else
         s->applied_total++;
     //  The peer has it, whatever we did with it: never send it back.
-    s_vv_raise (s->member->vv, f->node, f->seq);
-    s->recv_upto = f->count;
+    s_vv_raise (s->member->vv, e->origin, e->seq);
+    s->recv_upto = e->count;
     s->ack_due = true;
+}
+
+static void
+s_stream_event (fed_stream_t *s, const proto_frame_t *f, const uint8_t *env,
+                size_t env_len, const uint8_t *body, size_t body_len)
+{
+    proto_fed_event_t e = {.count = f->count,
+                           .origin = f->node,
+                           .seq = f->seq,
+                           .env = env,
+                           .env_len = (uint32_t) env_len,
+                           .body = body,
+                           .body_len = (uint32_t) body_len};
+    s_stream_apply (s, &e);
+}
+
+//  FED_EVENTS: the whole frame is checked before any event is applied.
+static void
+s_stream_events (fed_stream_t *s, const proto_frame_t *f, const uint8_t *env,
+                 size_t env_len, const uint8_t *body, size_t body_len)
+{
+    static proto_fed_event_t events[PROTO_FED_MAX_EVENTS];
+    const char *error = NULL;
+    if (proto_fed_events_decode (env, env_len, body, body_len, f->count,
+                                 events, PROTO_FED_MAX_EVENTS, &error)) {
+        s->errors_total++;
+        fedq_warn ("federation=%s peer=%s malformed frame, nothing applied: "
+                   "%s",
+                   s->fed->name, s->member->id, error);
+        return;
+    }
+    for (uint64_t i = 0; i < f->count; i++)
+        s_stream_apply (s, &events[i]);
+}
+
+//  Every stream to the member goes back to what it skipped for an origin
+//  the member gets directly, before it sends more (see s_stream_pump).
+static void
+s_member_rescan (fed_t *self, s_member_t *m)
+{
+    for (size_t i = 0; i < self->nstreams; i++)
+        if (self->streams[i]->member == m
+            && self->streams[i]->skipped_from != FED_NONE)
+            self->streams[i]->rescan = true;
+}
+
+static void
+s_direct_mark (void *ctx, fedq_str_t origin, uint64_t mark)
+{
+    s_member_t *m = ctx;
+    s_vv_raise (m->vv, origin, mark);
+}
+
+//  A new stream with the member: it states its direct origins again.
+static void
+s_member_reset_direct (fed_t *self, s_member_t *m)
+{
+    fed_direct_clear (m->direct);
+    s_member_rescan (self, m);
+}
+
+//  FED_DIRECT: the origins the peer gets from themselves, with its marks.
+static void
+s_stream_direct (fed_stream_t *s, const proto_frame_t *f)
+{
+    fed_t *self = s->fed;
+    bool dropped = false;
+    if (fed_direct_update (s->member->direct, self->broker, f->seq, f->json,
+                           s_direct_mark, s->member, &dropped)) {
+        s->errors_total++;
+        fedq_warn ("federation=%s peer=%s malformed FED_DIRECT ignored",
+                   self->name, s->member->id);
+        return;
+    }
+    if (dropped)
+        s_member_rescan (self, s->member);
 }
 
 static void
@@ -407,6 +560,11 @@ s_stream_frame (fed_stream_t *s, const proto_frame_t *f, const uint8_t *env,
     if (f->cmd == PROTO_FED_EVENT && env && (f->present & PF_NODE)
         && (f->present & PF_SEQ))
         s_stream_event (s, f, env, env_len, body, body_len);
+    else if (f->cmd == PROTO_FED_EVENTS && env && (f->present & PF_COUNT))
+        s_stream_events (s, f, env, env_len, body, body_len);
+    else if (f->cmd == PROTO_FED_DIRECT && (f->present & PF_SEQ)
+             && (f->present & PF_JSON))
+        s_stream_direct (s, f);
     else if (f->cmd == PROTO_FED_ACK && (f->present & PF_UPTO))
         s_stream_acked_upto (s, f->upto);
 }
@@ -466,6 +624,7 @@ s_link_hello (s_link_t *link)
     proto_frame_t f = {.version = PROTO_VERSION,
                        .cmd = PROTO_FED_HELLO,
                        .present = PF_QUEUE | PF_EPOCH | PF_NODE | PF_JSON,
+                       .flags = PFL_BATCH,
                        .queue = fedq_str_of (self->name),
                        .epoch = link->epoch,
                        .node = fedq_str_of (self->node_id),
@@ -547,9 +706,10 @@ s_link_hello_answer (s_link_t *link, const proto_frame_t *f)
     zhashx_purge (member->vv);
     s_vv_load (member->vv, f->json);
     member->known = true;
+    s_member_reset_direct (self, member);
     s_stream_destroy (self, &link->stream);
     link->stream = s_stream_new (self, member, link->epoch, s_link_send, link,
-                                 true);
+                                 true, (f->flags & PFL_BATCH) != 0);
     link->state = LINK_RUNNING;
     link->backoff_ms = FED_MIN_BACKOFF_MS;
     link->last_error[0] = 0;
@@ -707,6 +867,9 @@ fed_new (const cfg_federated_t *cfg, const char *node_id, broker_t *broker,
         return NULL;
     }
     self->h = self->q->fed_history;
+    self->own_origin = broker_origin_id (broker, fedq_str_of (node_id));
+    //  Above the generations of any earlier run of this node.
+    self->direct_gen = (uint64_t) fedq_wall_ms () * 1000;
     //  The config may be replaced: keep none of its pointers.
     self->cfg.peers = NULL;
     memset (&self->cfg.queue, 0, sizeof self->cfg.queue);
@@ -753,6 +916,7 @@ fed_destroy (fed_t **self_p)
     }
     for (size_t i = 0; i < self->nmembers; i++) {
         zhashx_destroy (&self->members[i]->vv);
+        fed_direct_destroy (&self->members[i]->direct);
         free (self->members[i]);
     }
     free (self->members);
@@ -789,9 +953,50 @@ fed_recv (fed_t *self, void *sock)
             s_link_recv (&self->links[i]);
 }
 
+//  Tell the peers that take FED_DIRECT which origins this node gets from
+//  themselves (its running links), when that changed, to a new stream,
+//  and every second (their marks, so the peers can compact).
+static void
+s_direct_notify (fed_t *self)
+{
+    const char *origins[FED_DIRECT_MAX];
+    size_t n = 0;
+    uint64_t running = 0;
+    for (size_t i = 0; i < self->nlinks && n < FED_DIRECT_MAX; i++)
+        if (self->links[i].state == LINK_RUNNING && self->links[i].stream) {
+            origins[n++] = self->links[i].peer_id;
+            running |= 1ull << (i % 64);
+        }
+    bool all = self->direct_refresh || running != self->direct_links;
+    char *json = NULL;
+    uint64_t gen = 0;
+    for (size_t i = 0; i < self->nstreams; i++) {
+        fed_stream_t *s = self->streams[i];
+        if (!s->batch || !(all || s->direct_due))
+            continue;
+        if (!json) {
+            json = fed_direct_notice (self->broker, self->q->fed_prefix,
+                                      origins, n);
+            gen = ++self->direct_gen;
+        }
+        proto_frame_t f = s_frame (s, PROTO_FED_DIRECT);
+        f.present |= PF_SEQ | PF_JSON;
+        f.seq = gen;
+        f.json = fedq_str_of (json);
+        if (s->send (s->send_ctx, &f, NULL, 0, NULL, 0) == FEDQ_OK)
+            s->direct_due = false;
+        else
+            s->direct_due = true;   //  again next turn
+    }
+    free (json);
+    self->direct_links = running;
+    self->direct_refresh = false;
+}
+
 void
 fed_committed (fed_t *self)
 {
+    s_direct_notify (self);
     for (size_t i = 0; i < self->nstreams; i++)
         s_stream_ack (self->streams[i]);
     for (size_t i = 0; i < self->nstreams; i++)
@@ -817,6 +1022,7 @@ fed_tick (fed_t *self)
             st->sent_at_rate = st->sent_total;
         }
         s_compact (self);
+        self->direct_refresh = true;
         //  Alerts fire and clear (with a log line) whether or not anyone
         //  asks for the status.
         json_t *scratch = json_array ();
@@ -857,12 +1063,15 @@ fed_session_hello (fed_t *self, const proto_frame_t *frame,
     zhashx_purge (member->vv);
     s_vv_load (member->vv, frame->json);
     member->known = true;
+    s_member_reset_direct (self, member);
     fed_stream_t *s = s_stream_new (self, member, frame->epoch, send,
-                                    send_ctx, false);
+                                    send_ctx, false,
+                                    (frame->flags & PFL_BATCH) != 0);
     char *vv = s_vv_json (self);
     proto_frame_t f = {.version = PROTO_VERSION,
                        .cmd = PROTO_FED_HELLO,
                        .present = PF_QUEUE | PF_EPOCH | PF_NODE | PF_JSON,
+                       .flags = PFL_BATCH,
                        .queue = fedq_str_of (self->name),
                        .epoch = frame->epoch,
                        .node = fedq_str_of (self->node_id),
@@ -905,6 +1114,8 @@ s_stream_status (fed_t *self, const char *peer, fed_stream_t *s,
     //  What the peer has not acknowledged yet (while connected: what this
     //  stream has not had confirmed; otherwise where it stood last).
     uint64_t acked = s ? s_stream_acked (s) : m ? m->acked : 0;
+    if (!s && m && m->sender && m->sender->skipped_from < acked)
+        acked = m->sender->skipped_from;    //  not held: its claim is old
     if (acked < self->h->compacted)
         acked = self->h->compacted;
     uint64_t backlog = end > acked ? end - acked : 0;
@@ -950,6 +1161,12 @@ s_stream_status (fed_t *self, const char *peer, fed_stream_t *s,
       "history_events", (json_int_t) (end - self->h->compacted),
       "history_compacted", (json_int_t) self->h->compacted);
     json_object_set_new (j, "forward_rate", json_real (s ? s->rate : 0.0));
+    json_object_set_new (j, "relays_skipped_total",
+                         json_integer ((json_int_t) (s ? s->relays_skipped_total
+                                                       : 0)));
+    json_object_set_new (j, "errors_total",
+                         json_integer ((json_int_t) (s ? s->errors_total
+                                                       : 0)));
     return j;
 }
 
