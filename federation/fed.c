@@ -40,6 +40,7 @@ typedef struct {
     fed_stream_t *sender;       //  the stream that sends to it, or NULL
     fed_direct_t *direct;       //  origins it gets from themselves (its
                                 //  FED_DIRECT): not relayed to it
+    uint64_t relays_skipped_total;  //  events not sent to it for that
 } s_member_t;
 
 //  One sent, unacknowledged event: its history index and id.
@@ -70,7 +71,6 @@ struct _fed_stream_t {
                                 //  gets its origin directly, or NONE
     bool rescan;                //  go back to skipped_from once the ring
                                 //  is empty (the peer lost an origin)
-    uint64_t relays_skipped_total;
     uint64_t sent_total;
     uint64_t applied_total;
     uint64_t duplicates_total;
@@ -152,19 +152,29 @@ s_history_at (fed_t *self, uint64_t index)
 //  --------------------------------------------------------------------
 //  Version vectors
 
+//  The origin as a C string key (in name, PROTO_MAX_NAME + 1 bytes).
+static const char *
+s_vv_key (fedq_str_t origin, char *name)
+{
+    size_t n = origin.len > PROTO_MAX_NAME ? PROTO_MAX_NAME : origin.len;
+    if (n)
+        memcpy (name, origin.ptr, n);
+    name[n] = 0;
+    return name;
+}
+
 static uint64_t
 s_vv_get (zhashx_t *vv, fedq_str_t origin)
 {
     char name[PROTO_MAX_NAME + 1];
-    snprintf (name, sizeof name, "%.*s", (int) origin.len, origin.ptr);
-    return (uint64_t) (uintptr_t) zhashx_lookup (vv, name);
+    return (uint64_t) (uintptr_t) zhashx_lookup (vv, s_vv_key (origin, name));
 }
 
 static void
 s_vv_raise (zhashx_t *vv, fedq_str_t origin, uint64_t seq)
 {
     char name[PROTO_MAX_NAME + 1];
-    snprintf (name, sizeof name, "%.*s", (int) origin.len, origin.ptr);
+    s_vv_key (origin, name);
     uint64_t have = (uint64_t) (uintptr_t) zhashx_lookup (vv, name);
     if (seq > have)
         zhashx_update (vv, name, (void *) (uintptr_t) seq);
@@ -365,8 +375,9 @@ s_stream_pump (fed_stream_t *s)
         store_msg_t rec;
         fedq_str_t origin;
         uint64_t fseq;
-        if (!e || broker_read (self->broker, e, &rec)
-            || !broker_fed_id (self->q, &rec, &origin, &fseq)) {
+        //  Which event it is, without the CRC of the whole record: most
+        //  are skipped; the one sent is read in full below.
+        if (!e || !broker_fed_peek (self->broker, self->q, e, &origin, &fseq)) {
             s->cursor++;
             continue;
         }
@@ -381,8 +392,13 @@ s_stream_pump (fed_stream_t *s)
             //  It gets the origin's events from the origin (FED_DIRECT).
             if (s->skipped_from == FED_NONE)
                 s->skipped_from = s->cursor;
-            s->relays_skipped_total++;
+            s->member->relays_skipped_total++;
             s->cursor++;
+            continue;
+        }
+        if (broker_read (self->broker, e, &rec)
+            || !broker_fed_id (self->q, &rec, &origin, &fseq)) {
+            s->cursor++;            //  fails its check: never sent
             continue;
         }
         const uint8_t *body = rec.body ? rec.body : (const uint8_t *) "";
@@ -830,11 +846,9 @@ s_compact (fed_t *self)
     uint64_t n = 0;
     for (uint64_t i = self->h->compacted; i < limit && n < 100000; i++, n++) {
         const qentry_t *e = s_history_at (self, i);
-        store_msg_t rec;
         fedq_str_t origin;
         uint64_t fseq;
-        if (!e || broker_read (self->broker, e, &rec)
-            || !broker_fed_id (self->q, &rec, &origin, &fseq))
+        if (!e || !broker_fed_peek (self->broker, self->q, e, &origin, &fseq))
             continue;
         if (!s_all_members_have (self, origin, fseq))
             break;
@@ -1162,7 +1176,7 @@ s_stream_status (fed_t *self, const char *peer, fed_stream_t *s,
       "history_compacted", (json_int_t) self->h->compacted);
     json_object_set_new (j, "forward_rate", json_real (s ? s->rate : 0.0));
     json_object_set_new (j, "relays_skipped_total",
-                         json_integer ((json_int_t) (s ? s->relays_skipped_total
+                         json_integer ((json_int_t) (m ? m->relays_skipped_total
                                                        : 0)));
     json_object_set_new (j, "errors_total",
                          json_integer ((json_int_t) (s ? s->errors_total
