@@ -20,6 +20,11 @@
 //  - Two members may share two connections (each lists the other): one
 //    stream at a time sends to a member, the newest, and what a stream
 //    sent counts as held only once acknowledged (s_member_t in fed.c).
+//  - Events go out in FED_EVENTS frames (fed_batch.h), filled in one
+//    pump and sent at its end. A member tells its peers which origins it
+//    has a running link to (FED_DIRECT, fed_direct.h); they do not relay
+//    those origins' events to it, and go back to what they skipped when
+//    it stops listing one (docs/protocol.md §10.3).
 //  - History is compacted once every member this node knows (its peers,
 //    and members that connected to it since it started) acknowledged
 //    it; peers further away are served by their own neighbours. A member
@@ -29,8 +34,9 @@
 //  | state        | event              | action                         |
 //  | connecting   | FED_HELLO answer   | s_stream_new: running, send    |
 //  | running      | new history event  | s_stream_pump: send or skip    |
-//  | running      | FED_EVENT          | fed_event: apply, ack later    |
+//  | running      | FED_EVENT(S)       | s_stream_apply each, ack later |
 //  | running      | FED_ACK upto       | s_stream_acked: compact        |
+//  | running      | FED_DIRECT         | s_stream_direct: skip relays   |
 //  | running      | 3 heartbeats quiet | s_link_drop: reconnecting      |
 #ifndef FED_H_INCLUDED
 #define FED_H_INCLUDED

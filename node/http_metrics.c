@@ -67,6 +67,12 @@ static const s_family_t s_link_families[] = {
    "Events received from the peer and applied here (federation)."},
   {"fedq_link_history_events", "gauge", "history_events", 1,
    "Events the federated queue keeps for its peers to sync from."},
+  {"fedq_link_relays_skipped_total", "counter", "relays_skipped_total", 1,
+   "Events not relayed to the peer because it gets their origin "
+   "directly (federation, FED_DIRECT)."},
+  {"fedq_link_errors_total", "counter", "errors_total", 1,
+   "Events from the peer that could not be applied, and malformed "
+   "frames (federation)."},
 };
 
 static const s_family_t s_queue_families[] = {
