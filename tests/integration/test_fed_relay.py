@@ -10,8 +10,12 @@ The cuts are real: each link goes through a fault proxy
 ones, while all three members keep running.
 
     FEDQ_BUILD=build python3 tests/integration/run.py test_fed_relay
+
+With FEDQ_OLD_BUILD=DIR (a build of an earlier version, without
+FED_EVENTS and FED_DIRECT), test_mixed_versions runs one member on it.
 """
 
+import os
 import unittest
 
 import fedlib
@@ -123,6 +127,41 @@ class FedRelayTest(harness.FedqTestCase):
         for n in nodes:
             for ln in fedlib.fed_links(n):
                 self.assertEqual(ln["errors_total"], 0, ln)
+
+
+class FedMixedVersionsTest(harness.FedqTestCase):
+
+    @unittest.skipUnless(os.environ.get("FEDQ_OLD_BUILD"),
+                         "needs FEDQ_OLD_BUILD (a build without FED_EVENTS)")
+    def test_mixed_versions(self):
+        """b runs the older build: a and c send it FED_EVENT and no
+        FED_DIRECT, and relay to it as before; it still gets all."""
+        old = os.path.join(os.environ["FEDQ_OLD_BUILD"], "node", "fedq-node")
+        nodes = fedlib.make_members(self, ["a", "b", "c"], "mesh")
+        a, b, c = nodes
+        new_bin = harness.node_bin
+        harness.node_bin = lambda: old
+        try:
+            b.start()
+        finally:
+            harness.node_bin = new_bin
+        a.start()
+        c.start()
+        wait_all_running(nodes)
+        fedlib.publish(a, "pa", N)
+        fedlib.publish(b, "pb", N)
+        fedlib.publish(c, "pc", N)
+        fedlib.wait_converged(nodes, 3 * N, timeout=90)
+        per_member = {n.id: fedlib.drain(n, 3 * N) for n in nodes}
+        fedlib.check_same_everywhere(self, per_member,
+                                     {"pa": N, "pb": N, "pc": N})
+        # b takes no FED_DIRECT and sends none: a and c relay everything
+        # to it, and skip only between themselves (b's events, which
+        # each gets from b).
+        self.assertEqual(link(a, "b")["relays_skipped_total"], 0)
+        self.assertEqual(link(c, "b")["relays_skipped_total"], 0)
+        self.assertGreater(link(a, "c")["relays_skipped_total"]
+                           + link(c, "a")["relays_skipped_total"], 0)
 
 
 if __name__ == "__main__":
