@@ -71,6 +71,8 @@ struct _fed_stream_t {
                                 //  gets its origin directly, or NONE
     bool rescan;                //  go back to skipped_from once the ring
                                 //  is empty (the peer lost an origin)
+    bool await_direct;          //  relay nothing before the peer's first
+                                //  FED_DIRECT (or a heartbeat passed)
     uint64_t sent_total;
     uint64_t applied_total;
     uint64_t duplicates_total;
@@ -283,6 +285,7 @@ s_stream_new (fed_t *self, s_member_t *member, uint64_t epoch,
     if (batch) {
         s->batch = fed_batch_new ();
         s->direct_due = true;
+        s->await_direct = true;
     }
     self->streams = realloc (self->streams,
                              (self->nstreams + 1) * sizeof *self->streams);
@@ -387,6 +390,13 @@ s_stream_pump (fed_stream_t *s)
             continue;
         }
         uint32_t origin_id = broker_origin_id (self->broker, origin);
+        if (origin_id != self->own_origin && s->await_direct) {
+            //  A new stream: the peer says at once which origins it gets
+            //  directly; relaying before would send it what it drops.
+            if (fedq_mono_ms () - s->started < FED_HEARTBEAT_MS)
+                break;
+            s->await_direct = false;
+        }
         if (origin_id != self->own_origin
             && fed_direct_has (s->member->direct, origin_id)) {
             //  It gets the origin's events from the origin (FED_DIRECT).
@@ -556,6 +566,7 @@ s_stream_direct (fed_stream_t *s, const proto_frame_t *f)
 {
     fed_t *self = s->fed;
     bool dropped = false;
+    s->await_direct = false;
     if (fed_direct_update (s->member->direct, self->broker, f->seq, f->json,
                            s_direct_mark, s->member, &dropped)) {
         s->errors_total++;
