@@ -9,7 +9,11 @@
 #include "fed.h"
 
 //  Bytes of envelopes and bodies in one frame, beyond its first event.
-#define FED_BATCH_MAX_BYTES (256u * 1024)
+//  A node's endpoint takes parts of up to 2 x max_message_bytes + 128 KiB
+//  (ZMQ_MAXMSGSIZE, node.c) and drops the connection of a peer that
+//  sends more, so a frame stays under 128 KiB whatever the receiver's
+//  max_message_bytes (an event bigger than that goes alone, as before).
+#define FED_BATCH_MAX_BYTES (112u * 1024)
 
 typedef struct _fed_batch_t fed_batch_t;
 

@@ -129,6 +129,37 @@ class FedRelayTest(harness.FedqTestCase):
                 self.assertEqual(ln["errors_total"], 0, ln)
 
 
+class FedBatchTest(harness.FedqTestCase):
+
+    def test_full_frames_small_max_message_bytes(self):
+        """A backlog fills FED_EVENTS frames to their cap; members with
+        node.max_message_bytes 1KiB (their endpoint then takes parts of
+        about 130 KiB) still take every frame."""
+        nodes = fedlib.make_members(self, ["a", "b", "c"], "mesh")
+        for n in nodes:
+            n.node_extra["max_message_bytes"] = "1KiB"
+        # Only a links to b and c, so it sends everything into their
+        # endpoints (not over connections they opened).
+        for n in nodes[1:]:
+            fq = n.sections["federated_queues"][0]
+            fq["peers"] = [p for p in fq["peers"] if p["id"] != "a"]
+        a = nodes[0]
+        a.start()
+        fedlib.publish(a, "pa", 5 * N, size=1000)
+        for n in nodes[1:]:
+            n.start()
+        fedlib.wait_converged(nodes, 5 * N, timeout=90)
+        # A frame too big for b's or c's endpoint makes it drop a's
+        # connection; a's link then hears it does not know the session.
+        with open(a.log_path, errors="replace") as f:
+            self.assertNotIn("does not know this connection", f.read())
+        for n in nodes:
+            for ln in fedlib.fed_links(n):
+                self.assertEqual(ln["errors_total"], 0, ln)
+        per_member = {n.id: fedlib.drain(n, 5 * N) for n in nodes}
+        fedlib.check_same_everywhere(self, per_member, {"pa": 5 * N})
+
+
 class FedMixedVersionsTest(harness.FedqTestCase):
 
     @unittest.skipUnless(os.environ.get("FEDQ_OLD_BUILD"),
