@@ -41,6 +41,8 @@ typedef struct {
     fed_direct_t *direct;       //  origins it gets from themselves (its
                                 //  FED_DIRECT): not relayed to it
     uint64_t relays_skipped_total;  //  events not sent to it for that
+    bool lists_us;              //  its FED_DIRECT says we are in its peers:
+                                //  it keeps its history for us
 } s_member_t;
 
 //  One sent, unacknowledged event: its history index and id.
@@ -567,6 +569,7 @@ s_stream_direct (fed_stream_t *s, const proto_frame_t *f)
     fed_t *self = s->fed;
     bool dropped = false;
     s->await_direct = false;
+    s->member->lists_us = (f->flags & PFL_LISTED) != 0;
     if (fed_direct_update (s->member->direct, self->broker, f->seq, f->json,
                            s_direct_mark, s->member, &dropped)) {
         s->errors_total++;
@@ -987,11 +990,17 @@ s_direct_notify (fed_t *self)
     const char *origins[FED_DIRECT_MAX];
     size_t n = 0;
     uint64_t running = 0;
-    for (size_t i = 0; i < self->nlinks && n < FED_DIRECT_MAX; i++)
-        if (self->links[i].state == LINK_RUNNING && self->links[i].stream) {
-            origins[n++] = self->links[i].peer_id;
+    //  Only origins that keep their history for us (list us in their
+    //  peers): one that does not may have compacted events we lack after
+    //  a restart, which the other members would then no longer relay.
+    for (size_t i = 0; i < self->nlinks && n < FED_DIRECT_MAX; i++) {
+        s_link_t *link = &self->links[i];
+        if (link->state == LINK_RUNNING && link->stream
+            && link->stream->member->lists_us) {
+            origins[n++] = link->peer_id;
             running |= 1ull << (i % 64);
         }
+    }
     bool all = self->direct_refresh || running != self->direct_links;
     char *json = NULL;
     uint64_t gen = 0;
@@ -1006,6 +1015,9 @@ s_direct_notify (fed_t *self)
         }
         proto_frame_t f = s_frame (s, PROTO_FED_DIRECT);
         f.present |= PF_SEQ | PF_JSON;
+        for (size_t k = 0; k < self->nlinks; k++)
+            if (strcmp (self->links[k].peer_id, s->member->id) == 0)
+                f.flags |= PFL_LISTED;
         f.seq = gen;
         f.json = fedq_str_of (json);
         if (s->send (s->send_ctx, &f, NULL, 0, NULL, 0) == FEDQ_OK)

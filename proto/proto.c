@@ -116,7 +116,7 @@ enum {
     FK_UPTO, FK_TAG, FK_DTAG, FK_PREFETCH, FK_CODE, FK_TEXT, FK_LINK,
     FK_EPOCH, FK_NODE, FK_JSON, FK_COUNT, FK_HB, FK_QO, FK_DIGEST,
     FK_MULTIPLE, FK_REQUEUE, FK_NO_ACK, FK_MANDATORY, FK_IF_UNUSED,
-    FK_PASSIVE, FK_BATCH, FK_COUNT_
+    FK_PASSIVE, FK_BATCH, FK_LISTED, FK_COUNT_
 };
 
 #define S_ROW(key, kind, field, bit, max)                                      \
@@ -154,10 +154,11 @@ static const s_field_t s_fields[FK_COUNT_] = {
     [FK_IF_UNUSED] = S_ROW ("if_unused", S_FLAG, flags, PFL_IF_UNUSED, 0),
     [FK_PASSIVE] = S_ROW ("passive", S_FLAG, flags, PFL_PASSIVE, 0),
     [FK_BATCH] = S_ROW ("batch", S_FLAG, flags, PFL_BATCH, 0),
+    [FK_LISTED] = S_ROW ("listed", S_FLAG, flags, PFL_LISTED, 0),
 };
 
 #define S_PF_ALL ((uint32_t) (PF_DIGEST << 1) - 1)
-#define S_PFL_ALL ((uint32_t) (PFL_BATCH << 1) - 1)
+#define S_PFL_ALL ((uint32_t) (PFL_LISTED << 1) - 1)
 
 //  Per-thread text for errors that carry a number or a name.
 static _Thread_local char s_error_text[128];
@@ -203,6 +204,7 @@ s_field_find (const char *k, uint32_t len)
         case 6:
             return S_IS (k, "no_ack")   ? FK_NO_ACK
                    : S_IS (k, "sha256") ? FK_DIGEST
+                   : S_IS (k, "listed") ? FK_LISTED
                                         : -1;
         case 7:
             return S_IS (k, "requeue")   ? FK_REQUEUE

@@ -114,6 +114,8 @@ enum {
     PFL_PASSIVE = 1u << 5,      //  DECLARE_*: only check existence
     PFL_BATCH = 1u << 6,        //  FED_HELLO: the sender takes FED_EVENTS
                                 //  and FED_DIRECT
+    PFL_LISTED = 1u << 7,       //  FED_DIRECT: the receiver is in the
+                                //  sender's peers (it keeps history for it)
 };
 
 //  Queue options (DESIGN.md §1), as declared by a client.

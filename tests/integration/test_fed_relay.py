@@ -129,6 +129,28 @@ class FedRelayTest(harness.FedqTestCase):
                 self.assertEqual(ln["errors_total"], 0, ln)
 
 
+    def test_no_skip_for_origin_that_does_not_list_the_member(self):
+        """a does not list c (c lists a): after a restart a keeps nothing
+        for c, so c does not claim a and b keeps relaying a's events to
+        c."""
+        nodes = fedlib.make_members(self, ["a", "b", "c"], "mesh")
+        a, b, c = nodes
+        fq = a.sections["federated_queues"][0]
+        fq["peers"] = [p for p in fq["peers"] if p["id"] != "c"]
+        fedlib.start_all(nodes)
+        wait_all_running(nodes)
+        fedlib.publish(a, "pa", N)
+        fedlib.publish(c, "pc", N)
+        fedlib.wait_converged(nodes, 2 * N, timeout=60)
+        # c links to a but a does not list c: c claims nothing of a, and
+        # b relays a's events to c. a has no link to c: it claims nothing
+        # of c, and b relays c's events to a.
+        self.assertEqual(link(b, "c")["relays_skipped_total"], 0)
+        self.assertEqual(link(b, "a")["relays_skipped_total"], 0)
+        per_member = {n.id: fedlib.drain(n, 2 * N) for n in nodes}
+        fedlib.check_same_everywhere(self, per_member, {"pa": N, "pc": N})
+
+
 class FedBatchTest(harness.FedqTestCase):
 
     def test_full_frames_small_max_message_bytes(self):

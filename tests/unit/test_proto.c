@@ -179,7 +179,7 @@ s_full_frame (proto_frame_t *f, int cmd)
                  | PF_CODE | PF_TEXT | PF_LINK | PF_EPOCH | PF_NODE | PF_JSON
                  | PF_COUNT | PF_QOPTS | PF_HEARTBEAT;
     f->flags = PFL_MULTIPLE | PFL_REQUEUE | PFL_NO_ACK | PFL_MANDATORY
-               | PFL_IF_UNUSED | PFL_PASSIVE | PFL_BATCH;
+               | PFL_IF_UNUSED | PFL_PASSIVE | PFL_BATCH | PFL_LISTED;
     f->rid = 0x1122334455667788ull;
     f->name = s_long (0, 'n', PROTO_MAX_NAME);
     f->type = fedq_str_of ("topic");
@@ -515,7 +515,7 @@ test_frame_field_subsets (void **state)
         assert_int_equal (out.present, bit);
         fedq_buf_free (&buf);
     }
-    for (uint32_t bit = 1; bit <= PFL_BATCH; bit <<= 1) {
+    for (uint32_t bit = 1; bit <= PFL_LISTED; bit <<= 1) {
         proto_frame_t f = full;
         f.present = 0;
         f.flags = bit;
