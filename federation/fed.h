@@ -22,7 +22,8 @@
 //    sent counts as held only once acknowledged (s_member_t in fed.c).
 //  - Events go out in FED_EVENTS frames (fed_batch.h), filled in one
 //    pump and sent at its end. A member tells its peers which origins it
-//    has a running link to (FED_DIRECT, fed_direct.h); they do not relay
+//    has a running link to and that list it in their peers (FED_DIRECT,
+//    fed_direct.h); they do not relay
 //    those origins' events to it, and go back to what they skipped when
 //    it stops listing one (docs/protocol.md §10.3).
 //  - History is compacted once every member this node knows (its peers,
