@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 typedef struct {
     const char *prefix;
     json_t *obj;
@@ -63,6 +62,7 @@ s_member_add (fed_t *self, fedq_str_t id)
         abort ();
     snprintf (m->id, sizeof m->id, "%.*s", (int) id.len, id.ptr);
     m->vv = zhashx_new ();
+    m->direct = fed_direct_new ();
     self->members[self->nmembers++] = m;
     return m;
 }
@@ -95,7 +95,7 @@ fed_frame (fed_stream_t *s, proto_cmd_t cmd)
 
 static fed_stream_t *
 s_stream_new (fed_t *self, s_member_t *member, uint64_t epoch,
-              fed_send_fn *send, void *send_ctx, bool from_link)
+              fed_send_fn *send, void *send_ctx, bool from_link, bool batch)
 {
     fed_stream_t *s = calloc (1, sizeof *s);
     if (!s)
@@ -110,6 +110,12 @@ s_stream_new (fed_t *self, s_member_t *member, uint64_t epoch,
     s->vv = zhashx_new ();
     s->sent = malloc (s_ring_cap * sizeof *s->sent);
     s->started = fedq_mono_ms ();
+    s->skipped_from = FED_NONE;
+    if (batch) {
+        s->batch = fed_batch_new ();
+        s->direct_due = true;
+        s->await_direct = true;
+    }
     self->streams = realloc (self->streams,
                              (self->nstreams + 1) * sizeof *self->streams);
     if (!s->vv || !s->sent || !self->streams)
@@ -141,12 +147,18 @@ s_stream_destroy (fed_t *self, fed_stream_t **s_p)
         for (size_t i = self->nstreams; i-- > 0 && !m->sender;)
             if (self->streams[i]->member == m)
                 m->sender = self->streams[i];
+        //  What it skipped as sent directly is not held.
+        if (s->skipped_from < m->acked)
+            m->acked = s->skipped_from;
         fed_stream_t *next = m->sender;
         if (next && next->sent_count == 0 && next->cursor < m->acked)
             next->cursor = m->acked;
+        if (next && next->skipped_from != FED_NONE)
+            next->rescan = true;
     }
     fed_resync_free (s);
     fed_keep_free (s);
+    fed_batch_destroy (&s->batch);
     zhashx_destroy (&s->vv);
     free (s->sent);
     free (s);
@@ -154,12 +166,22 @@ s_stream_destroy (fed_t *self, fed_stream_t **s_p)
 }
 
 //  History index below which the peer of this stream has everything.
-static uint64_t
-s_stream_acked (fed_stream_t *s)
+uint64_t
+fed_stream_acked (fed_stream_t *s)
 {
     if (s->member->sender != s)
         return s->member->acked;
     return s->sent_count ? s->sent[s->sent_head].index : s->cursor;
+}
+
+//  Send the FED_EVENTS being filled; FEDQ_EAGAIN keeps it for later.
+fedq_rc_t
+fed_stream_flush (fed_stream_t *s)
+{
+    if (!s->batch || !fed_batch_size (s->batch))
+        return FEDQ_OK;
+    proto_frame_t f = fed_frame (s, PROTO_FED_EVENTS);
+    return fed_batch_send (s->batch, &f, s->send, s->send_ctx);
 }
 
 static void
@@ -168,18 +190,39 @@ s_stream_pump (fed_stream_t *s)
     fed_t *self = s->fed;
     if (s->member->sender != s)
         return;                     //  another connection sends
+    //  Whatever a FED_EVENTS frame holds goes first: a resync's frames
+    //  (and the history after them) keep the order of the stream.
+    if (s->batch && fed_batch_size (s->batch) && fed_stream_flush (s))
+        return;                     //  the pipe is still full
+    if (s->rescan) {
+        //  The peer no longer gets some origin directly: go back to the
+        //  first event skipped for that reason, once every event sent is
+        //  acknowledged (the ring of unacked events stays in index order).
+        //  What left the history meanwhile raised a floor: the resync
+        //  below covers it (the cursor is clamped to the history head).
+        if (s->sent_count)
+            return;
+        if (s->skipped_from < s->cursor)
+            s->cursor = s->skipped_from;
+        s->skipped_from = FED_NONE;
+        s->rescan = false;
+    }
     //  A member below a history floor gets a full resync first, or the
-    //  history would skip what it lacks (fed_resync.c).
+    //  history would skip what it lacks (fed_resync.c). Its events are
+    //  never batched nor skipped as relays: the member needs them.
     if (fed_resync_pump (s))
         return;
     uint64_t end = s_history_end (self);
     if (s->cursor < self->h->compacted)
         s->cursor = self->h->compacted;
     while (s->cursor < end && s->sent_count < s_ring_cap) {
+        const qentry_t *e = s_history_at (self, s->cursor);
         store_msg_t rec;
         fedq_str_t origin;
         uint64_t fseq;
-        if (!s_history_id (self, s->cursor, &rec, &origin, &fseq)) {
+        //  Which event it is, without the CRC of the whole record: most
+        //  are skipped; the one sent is read in full below.
+        if (!e || !broker_fed_peek (self->broker, self->q, e, &origin, &fseq)) {
             s->cursor++;
             continue;
         }
@@ -188,24 +231,64 @@ s_stream_pump (fed_stream_t *s)
             s->cursor++;            //  the peer has it, or has it coming
             continue;
         }
-        proto_frame_t f = fed_frame (s, PROTO_FED_EVENT);
-        f.present |= PF_COUNT | PF_NODE | PF_SEQ;
-        f.count = s->cursor;
-        f.node = origin;
-        f.seq = fseq;
-        if (s->send (s->send_ctx, &f, rec.env, rec.env_len,
-                     rec.body ? rec.body : (const uint8_t *) "", rec.body_len))
-            return;                 //  pipe full: the next turn goes on
+        uint32_t origin_id = broker_origin_id (self->broker, origin);
+        if (origin_id != self->own_origin && s->await_direct) {
+            //  A new stream: the peer says at once which origins it gets
+            //  directly; relaying before would send it what it drops.
+            if (fedq_mono_ms () - s->started < FED_HEARTBEAT_MS)
+                break;
+            s->await_direct = false;
+        }
+        if (origin_id != self->own_origin
+            && fed_direct_has (s->member->direct, origin_id)) {
+            //  It gets the origin's events from the origin (FED_DIRECT).
+            if (s->skipped_from == FED_NONE)
+                s->skipped_from = s->cursor;
+            s->member->relays_skipped_total++;
+            s->cursor++;
+            continue;
+        }
+        if (broker_read (self->broker, e, &rec)
+            || !broker_fed_id (self->q, &rec, &origin, &fseq)) {
+            s->cursor++;            //  fails its check: never sent
+            continue;
+        }
+        const uint8_t *body = rec.body ? rec.body : (const uint8_t *) "";
+        if (s->batch) {
+            if (fed_batch_full (s->batch, rec.env_len, rec.body_len)
+                && fed_stream_flush (s))
+                break;              //  pipe full: the next turn goes on
+            proto_fed_event_t ev = {.count = s->cursor,
+                                    .origin = origin,
+                                    .seq = fseq,
+                                    .env = rec.env,
+                                    .env_len = rec.env_len,
+                                    .body = body,
+                                    .body_len = rec.body_len};
+            fed_batch_add (s->batch, &ev);
+        }
+        else {
+            proto_frame_t f = fed_frame (s, PROTO_FED_EVENT);
+            f.present |= PF_COUNT | PF_NODE | PF_SEQ;
+            f.count = s->cursor;
+            f.node = origin;
+            f.seq = fseq;
+            if (s->send (s->send_ctx, &f, rec.env, rec.env_len, body,
+                         rec.body_len))
+                return;             //  pipe full: the next turn goes on
+        }
         s_sent_t *slot = &s->sent[(s->sent_head + s->sent_count) % s_ring_cap];
         slot->index = s->cursor;
-        slot->origin = broker_origin_id (self->broker, origin);
+        slot->origin = origin_id;
         slot->seq = fseq;
         s->sent_count++;
         s->sent_total++;
         s_vv_raise (s->vv, origin, fseq);
         s->cursor++;
     }
-    s->member->acked = s_stream_acked (s);
+    if (s->batch)
+        fed_stream_flush (s);       //  end of the turn: send what is ready
+    s->member->acked = fed_stream_acked (s);
 }
 
 static void
@@ -232,36 +315,117 @@ s_stream_acked_upto (fed_stream_t *s, uint64_t upto)
                     fedq_str_of (broker_origin_name (broker, run_origin)),
                     run_seq);
     if (s->member->sender == s)
-        s->member->acked = s_stream_acked (s);
+        s->member->acked = fed_stream_acked (s);
 }
 
 static void
-s_stream_event (fed_stream_t *s, const proto_frame_t *f, const uint8_t *env,
-                size_t env_len, const uint8_t *body, size_t body_len)
+s_stream_apply (fed_stream_t *s, const proto_fed_event_t *e, bool counted)
 {
     fed_t *self = s->fed;
     broker_outcome_t outcome;
-    fedq_rc_t rc = broker_fed_apply (self->broker, self->q, f->node, f->seq,
-                                     env, (uint32_t) env_len, body,
-                                     (uint32_t) body_len, &outcome);
+    fedq_rc_t rc = broker_fed_apply (self->broker, self->q, e->origin, e->seq,
+                                     e->env, e->env_len, e->body, e->body_len,
+                                     &outcome);
     if (rc) {
         s->errors_total++;
         fedq_warn ("federation=%s peer=%s event %.*s:%" PRIu64
                    " not applied: %s",
-                   self->name, s->member->id, (int) f->node.len, f->node.ptr,
-                   f->seq, fedq_rc_name (rc));
+                   self->name, s->member->id, (int) e->origin.len,
+                   e->origin.ptr, e->seq, fedq_rc_name (rc));
     }
     else if (outcome == BROKER_DUPLICATE)
         s->duplicates_total++;
     else
         s->applied_total++;
     //  The peer has it, whatever we did with it: never send it back.
-    s_vv_raise (s->member->vv, f->node, f->seq);
+    s_vv_raise (s->member->vv, e->origin, e->seq);
     //  An event of a full resync has no history index (no count).
-    if (f->present & PF_COUNT) {
-        s->recv_upto = f->count;
+    if (counted) {
+        s->recv_upto = e->count;
         s->ack_due = true;
     }
+}
+
+static void
+s_stream_event (fed_stream_t *s, const proto_frame_t *f, const uint8_t *env,
+                size_t env_len, const uint8_t *body, size_t body_len)
+{
+    proto_fed_event_t e = {.count = f->count,
+                           .origin = f->node,
+                           .seq = f->seq,
+                           .env = env,
+                           .env_len = (uint32_t) env_len,
+                           .body = body,
+                           .body_len = (uint32_t) body_len};
+    s_stream_apply (s, &e, (f->present & PF_COUNT) != 0);
+}
+
+//  FED_EVENTS: the whole frame is checked before any event is applied.
+static void
+s_stream_events (fed_stream_t *s, const proto_frame_t *f, const uint8_t *env,
+                 size_t env_len, const uint8_t *body, size_t body_len)
+{
+    static proto_fed_event_t events[PROTO_FED_MAX_EVENTS];
+    const char *error = NULL;
+    if (proto_fed_events_decode (env, env_len, body, body_len, f->count,
+                                 events, PROTO_FED_MAX_EVENTS, &error)) {
+        s->errors_total++;
+        fedq_warn ("federation=%s peer=%s malformed frame, nothing applied: "
+                   "%s",
+                   s->fed->name, s->member->id, error);
+        return;
+    }
+    for (uint64_t i = 0; i < f->count; i++)
+        s_stream_apply (s, &events[i], true);
+}
+
+//  Every stream to the member goes back to what it skipped for an origin
+//  the member gets directly, before it sends more (see s_stream_pump).
+static void
+s_member_rescan (fed_t *self, s_member_t *m)
+{
+    for (size_t i = 0; i < self->nstreams; i++)
+        if (self->streams[i]->member == m
+            && self->streams[i]->skipped_from != FED_NONE)
+            self->streams[i]->rescan = true;
+}
+
+static void
+s_direct_mark (void *ctx, fedq_str_t origin, uint64_t mark)
+{
+    s_member_t *m = ctx;
+    s_vv_raise (m->vv, origin, mark);
+}
+
+//  A new stream with the member: it states its direct origins again.
+static void
+s_member_reset_direct (fed_t *self, s_member_t *m)
+{
+    fed_direct_clear (m->direct);
+    m->origin[0] = 0;               //  it may be a new incarnation
+    s_member_rescan (self, m);
+}
+
+//  FED_DIRECT: the origins the peer gets from themselves, with its marks.
+static void
+s_stream_direct (fed_stream_t *s, const proto_frame_t *f)
+{
+    fed_t *self = s->fed;
+    bool dropped = false;
+    s->await_direct = false;
+    s->member->lists_us = (f->flags & PFL_LISTED) != 0;
+    if (f->present & PF_NODE)
+        snprintf (s->member->origin, sizeof s->member->origin, "%.*s",
+                  (int) f->node.len, f->node.ptr);
+    if (fed_direct_update (s->member->direct, self->broker, f->seq, f->json,
+                           s_direct_mark, s->member, &dropped)) {
+        s->errors_total++;
+        fedq_warn ("federation=%s peer=%s malformed FED_DIRECT ignored",
+                   self->name, s->member->id);
+        return;
+    }
+    if (dropped)
+        s_member_rescan (self, s->member);
 }
 
 static void
@@ -273,6 +437,11 @@ s_stream_frame (fed_stream_t *s, const proto_frame_t *f, const uint8_t *env,
     if (f->cmd == PROTO_FED_EVENT && env && (f->present & PF_NODE)
         && (f->present & PF_SEQ))
         s_stream_event (s, f, env, env_len, body, body_len);
+    else if (f->cmd == PROTO_FED_EVENTS && env && (f->present & PF_COUNT))
+        s_stream_events (s, f, env, env_len, body, body_len);
+    else if (f->cmd == PROTO_FED_DIRECT && (f->present & PF_SEQ)
+             && (f->present & PF_JSON))
+        s_stream_direct (s, f);
     else if (f->cmd == PROTO_FED_ACK && (f->present & PF_UPTO))
         s_stream_acked_upto (s, f->upto);
     else if (f->cmd == PROTO_FED_RESYNC || f->cmd == PROTO_FED_KEEP)
@@ -334,6 +503,7 @@ s_link_hello (s_link_t *link)
     proto_frame_t f = {.version = PROTO_VERSION,
                        .cmd = PROTO_FED_HELLO,
                        .present = PF_QUEUE | PF_EPOCH | PF_NODE | PF_JSON,
+                       .flags = PFL_BATCH,
                        .queue = fedq_str_of (self->name),
                        .epoch = link->epoch,
                        .node = fedq_str_of (self->node_id),
@@ -416,9 +586,10 @@ s_link_hello_answer (s_link_t *link, const proto_frame_t *f)
     s_vv_load (member->vv, f->json);
     member->known = true;
     fed_member_check_incarnation (self, member);
+    s_member_reset_direct (self, member);
     s_stream_destroy (self, &link->stream);
     link->stream = s_stream_new (self, member, link->epoch, s_link_send, link,
-                                 true);
+                                 true, (f->flags & PFL_BATCH) != 0);
     link->state = LINK_RUNNING;
     link->backoff_ms = FED_MIN_BACKOFF_MS;
     link->last_error[0] = 0;
@@ -532,16 +703,16 @@ s_compact (fed_t *self)
     //  Streams still sending from the head hold it.
     uint64_t limit = s_history_end (self);
     for (size_t i = 0; i < self->nstreams; i++) {
-        uint64_t acked = s_stream_acked (self->streams[i]);
+        uint64_t acked = fed_stream_acked (self->streams[i]);
         if (acked < limit)
             limit = acked;
     }
     uint64_t n = 0;
     for (uint64_t i = self->h->compacted; i < limit && n < 100000; i++, n++) {
-        store_msg_t rec;
+        const qentry_t *e = s_history_at (self, i);
         fedq_str_t origin;
         uint64_t fseq;
-        if (!s_history_id (self, i, &rec, &origin, &fseq))
+        if (!e || !broker_fed_peek (self->broker, self->q, e, &origin, &fseq))
             continue;
         if (!s_all_members_have (self, origin, fseq))
             break;
@@ -583,6 +754,10 @@ fed_new (const cfg_federated_t *cfg, const char *node_id, broker_t *broker,
         ids[nids++] = cfg->peers[i].id;
     queue_set_fed_members (self->q, node_id, ids, nids);
     fed_floors_load (self);
+    self->own_origin = broker_origin_id (
+      broker, fedq_str_of (broker_fed_origin (broker)));
+    //  Above the generations of any earlier run of this node.
+    self->direct_gen = (uint64_t) fedq_wall_ms () * 1000;
     //  The config may be replaced: keep none of its pointers.
     self->cfg.peers = NULL;
     memset (&self->cfg.queue, 0, sizeof self->cfg.queue);
@@ -631,6 +806,7 @@ fed_destroy (fed_t **self_p)
     free (self->floor_prefix);
     for (size_t i = 0; i < self->nmembers; i++) {
         zhashx_destroy (&self->members[i]->vv);
+        fed_direct_destroy (&self->members[i]->direct);
         free (self->members[i]);
     }
     free (self->members);
@@ -667,9 +843,63 @@ fed_recv (fed_t *self, void *sock)
             s_link_recv (&self->links[i]);
 }
 
+//  Tell the peers that take FED_DIRECT which origins this node gets from
+//  themselves (its running links), when that changed, to a new stream,
+//  and every second (their marks, so the peers can compact).
+static void
+s_direct_notify (fed_t *self)
+{
+    const char *origins[FED_DIRECT_MAX];
+    size_t n = 0;
+    uint64_t running = 0;
+    //  Only origins that keep their history for us (list us in their
+    //  peers): one that does not may have compacted events we lack after
+    //  a restart, which the other members would then no longer relay.
+    for (size_t i = 0; i < self->nlinks && n < FED_DIRECT_MAX; i++) {
+        s_link_t *link = &self->links[i];
+        //  Its events carry its federation origin (NODE~INCARNATION),
+        //  which its own FED_DIRECT told us.
+        if (link->state == LINK_RUNNING && link->stream
+            && link->stream->member->lists_us
+            && link->stream->member->origin[0]) {
+            origins[n++] = link->stream->member->origin;
+            running |= 1ull << (i % 64);
+        }
+    }
+    bool all = self->direct_refresh || running != self->direct_links;
+    char *json = NULL;
+    uint64_t gen = 0;
+    for (size_t i = 0; i < self->nstreams; i++) {
+        fed_stream_t *s = self->streams[i];
+        if (!s->batch || !(all || s->direct_due))
+            continue;
+        if (!json) {
+            json = fed_direct_notice (self->broker, self->q->fed_prefix,
+                                      origins, n);
+            gen = ++self->direct_gen;
+        }
+        proto_frame_t f = fed_frame (s, PROTO_FED_DIRECT);
+        f.present |= PF_SEQ | PF_JSON | PF_NODE;
+        f.node = fedq_str_of (broker_fed_origin (self->broker));
+        for (size_t k = 0; k < self->nlinks; k++)
+            if (strcmp (self->links[k].peer_id, s->member->id) == 0)
+                f.flags |= PFL_LISTED;
+        f.seq = gen;
+        f.json = fedq_str_of (json);
+        if (s->send (s->send_ctx, &f, NULL, 0, NULL, 0) == FEDQ_OK)
+            s->direct_due = false;
+        else
+            s->direct_due = true;   //  again next turn
+    }
+    free (json);
+    self->direct_links = running;
+    self->direct_refresh = false;
+}
+
 void
 fed_committed (fed_t *self)
 {
+    s_direct_notify (self);
     for (size_t i = 0; i < self->nstreams; i++)
         s_stream_ack (self->streams[i]);
     //  Send first: the cap then drops only what a member still lacks
@@ -698,6 +928,7 @@ fed_tick (fed_t *self)
             st->sent_at_rate = st->sent_total;
         }
         s_compact (self);
+        self->direct_refresh = true;
         //  Alerts fire and clear (with a log line) whether or not anyone
         //  asks for the status.
         json_t *scratch = json_array ();
@@ -739,12 +970,15 @@ fed_session_hello (fed_t *self, const proto_frame_t *frame,
     s_vv_load (member->vv, frame->json);
     member->known = true;
     fed_member_check_incarnation (self, member);
+    s_member_reset_direct (self, member);
     fed_stream_t *s = s_stream_new (self, member, frame->epoch, send,
-                                    send_ctx, false);
+                                    send_ctx, false,
+                                    (frame->flags & PFL_BATCH) != 0);
     char *vv = s_vv_json (self);
     proto_frame_t f = {.version = PROTO_VERSION,
                        .cmd = PROTO_FED_HELLO,
                        .present = PF_QUEUE | PF_EPOCH | PF_NODE | PF_JSON,
+                       .flags = PFL_BATCH,
                        .queue = fedq_str_of (self->name),
                        .epoch = frame->epoch,
                        .node = fedq_str_of (self->node_id),
@@ -770,125 +1004,4 @@ void
 fed_session_closed (fed_t *self, fed_stream_t **stream_p)
 {
     s_stream_destroy (self, stream_p);
-}
-
-//  --------------------------------------------------------------------
-//  Status
-
-static json_t *
-s_stream_status (fed_t *self, const char *peer, fed_stream_t *s,
-                 const char *state, const char *error, uint64_t reconnects)
-{
-    uint64_t end = s_history_end (self);
-    s_member_t *m = s ? s->member : NULL;
-    for (size_t i = 0; i < self->nmembers && !m; i++)
-        if (strcmp (self->members[i]->id, peer) == 0)
-            m = self->members[i];
-    //  What the peer has not acknowledged yet (while connected: what this
-    //  stream has not had confirmed; otherwise where it stood last).
-    uint64_t acked = s ? s_stream_acked (s) : m ? m->acked : 0;
-    if (acked < self->h->compacted)
-        acked = self->h->compacted;
-    uint64_t backlog = end > acked ? end - acked : 0;
-    uint64_t bytes = 0;
-    int64_t oldest = 0;
-    const qentry_t *first = s_history_at (self, acked);
-    if (first)
-        oldest = first->enqueued_at;
-    //  Sizes are in memory: sum the unacknowledged part (it used to be
-    //  0 unless the whole history was unacknowledged).
-    if (backlog == self->h->ready_count)
-        bytes = self->h->ready_bytes;
-    else
-        for (uint64_t i = acked; i < end; i++) {
-            const qentry_t *e = s_history_at (self, i);
-            bytes += e ? e->size : 0;
-        }
-    double lag = 0;
-    if (backlog && oldest) {
-        int64_t age = fedq_wall_ms () - oldest;
-        lag = age > 0 ? (double) age / 1000.0 : 0;
-    }
-    char name[2 * PROTO_MAX_NAME + 2];
-    snprintf (name, sizeof name, "%s/%s", self->name, peer);
-    bool lag_alert = self->cfg.lag_alert_ms
-                     && lag * 1000.0 > (double) self->cfg.lag_alert_ms;
-    bool backlog_alert = self->cfg.backlog_alert
-                         && backlog > self->cfg.backlog_alert;
-    json_t *j = json_pack (
-      "{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:I, "
-      "s:b, s:b, s:s, s:f, s:I, s:I}",
-      "name", name, "kind", "federation", "peer", peer, "queue", self->name,
-      "state", state, "backlog_messages", (json_int_t) backlog,
-      "backlog_bytes", (json_int_t) bytes, "lag_seconds", lag,
-      "forwarded_total", (json_int_t) (s ? s->sent_total : 0),
-      "confirmed_total",
-      (json_int_t) (s ? s->sent_total - s->sent_count : 0),
-      "applied_total", (json_int_t) (s ? s->applied_total : 0),
-      "duplicates_dropped_total", (json_int_t) (s ? s->duplicates_total : 0),
-      "reconnects_total", (json_int_t) reconnects, "lag_alert", lag_alert,
-      "backlog_alert", backlog_alert, "last_error", error ? error : "",
-      "lag_alert_seconds", (double) self->cfg.lag_alert_ms / 1000.0,
-      "history_events", (json_int_t) (end - self->h->compacted),
-      "history_compacted", (json_int_t) self->h->compacted);
-    json_object_set_new (j, "forward_rate", json_real (s ? s->rate : 0.0));
-    //  Bounded history and full resyncs (fed_resync.c).
-    json_t *extra = json_pack (
-      "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "history_bytes",
-      (json_int_t) self->h->ready_bytes, "history_max_messages",
-      (json_int_t) self->cfg.history_max_messages, "history_max_bytes",
-      (json_int_t) self->cfg.history_max_bytes, "history_dropped_total",
-      (json_int_t) self->history_dropped_total, "resync_total",
-      (json_int_t) (m ? m->resync_total : 0), "resync_sent_total",
-      (json_int_t) (m ? m->resync_sent_total : 0), "resync_skipped_total",
-      (json_int_t) (m ? m->resync_skipped_total : 0),
-      "resync_removed_total", (json_int_t) (m ? m->resync_removed_total : 0),
-      "incarnation_resets_total",
-      (json_int_t) (m ? m->incarnation_resets_total : 0), "resyncing",
-      s && s->resync);
-    json_object_update (j, extra);
-    json_decref (extra);
-    return j;
-}
-
-void
-fed_status (fed_t *self, void *json_links)
-{
-    json_t *links = json_links;
-    bool lag_any = false, backlog_any = false;
-    for (size_t i = 0; i < self->nlinks; i++) {
-        s_link_t *link = &self->links[i];
-        const char *state = link->state == LINK_RUNNING        ? "running"
-                            : link->state == LINK_RECONNECTING ? "reconnecting"
-                                                               : "starting";
-        json_t *j = s_stream_status (self, link->peer_id, link->stream, state,
-                                     link->last_error, link->reconnects_total);
-        lag_any |= json_is_true (json_object_get (j, "lag_alert"));
-        backlog_any |= json_is_true (json_object_get (j, "backlog_alert"));
-        json_array_append_new (links, j);
-    }
-    //  Members that link to us (without us linking to them).
-    for (size_t i = 0; i < self->nstreams; i++) {
-        fed_stream_t *s = self->streams[i];
-        if (s->from_link)
-            continue;
-        bool listed = false;
-        for (size_t k = 0; k < self->nlinks; k++)
-            if (strcmp (self->links[k].peer_id, s->member->id) == 0)
-                listed = true;
-        if (!listed)
-            json_array_append_new (links, s_stream_status (self, s->member->id,
-                                                           s, "running", NULL,
-                                                           0));
-    }
-    if (lag_any != self->lag_alert)
-        fedq_log_at (lag_any ? FEDQ_LOG_WARN : FEDQ_LOG_INFO, __FILE__,
-                     __LINE__, "federation=%s alert=lag %s", self->name,
-                     lag_any ? "firing" : "cleared");
-    if (backlog_any != self->backlog_alert)
-        fedq_log_at (backlog_any ? FEDQ_LOG_WARN : FEDQ_LOG_INFO, __FILE__,
-                     __LINE__, "federation=%s alert=backlog %s", self->name,
-                     backlog_any ? "firing" : "cleared");
-    self->lag_alert = lag_any;
-    self->backlog_alert = backlog_any;
 }

@@ -19,7 +19,14 @@
 //    tombstone came first).
 //  - Two members may share two connections (each lists the other): one
 //    stream at a time sends to a member, the newest, and what a stream
-//    sent counts as held only once acknowledged (s_member_t in fed.c).
+//    sent counts as held only once acknowledged (s_member_t in
+//    fed_internal.h).
+//  - Events go out in FED_EVENTS frames (fed_batch.h), filled in one
+//    pump and sent at its end. A member tells its peers which origins it
+//    has a running link to and that list it in their peers (FED_DIRECT,
+//    fed_direct.h); they do not relay
+//    those origins' events to it, and go back to what they skipped when
+//    it stops listing one (docs/protocol.md §10.3).
 //  - History is compacted once every member this node knows (its peers,
 //    and members that connected to it since it started) acknowledged
 //    it; peers further away are served by their own neighbours. A member
@@ -30,7 +37,7 @@
 //    "h/NAME/ORIGIN"). A stream whose member is below a floor sends it a
 //    full resync of the live messages first (FED_EVENT without count,
 //    FED_KEEP for consume: global, FED_RESYNC with the floors), counted
-//    per member pair (fed_resync.c, docs/protocol.md §10.3).
+//    per member pair (fed_resync.c, docs/protocol.md §10.4).
 //  - The origin of this node's own events is NODE~INCARNATION
 //    (broker_fed_origin; plain NODE for a data directory older than
 //    incarnations): a member re-created empty under its old node.id is a
@@ -40,11 +47,12 @@
 //  | state        | event              | action                         |
 //  | connecting   | FED_HELLO answer   | s_stream_new: running, send    |
 //  | running      | new history event  | s_stream_pump: send or skip    |
-//  | running      | FED_EVENT          | fed_event: apply, ack later    |
+//  | running      | FED_EVENT(S)       | s_stream_apply each, ack later |
 //  | running      | FED_ACK upto       | s_stream_acked: compact        |
 //  | running      | member below floor | fed_resync_pump: full resync   |
 //  | running      | FED_KEEP/RESYNC    | fed_resync_frame: apply, raise |
 //  | running      | history past cap   | fed_history_cap: drop, floors  |
+//  | running      | FED_DIRECT         | s_stream_direct: skip relays   |
 //  | running      | 3 heartbeats quiet | s_link_drop: reconnecting      |
 #ifndef FED_H_INCLUDED
 #define FED_H_INCLUDED

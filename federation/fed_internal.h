@@ -1,12 +1,16 @@
-//  federation/fed_internal.h — the state fed.c and fed_resync.c share.
+//  federation/fed_internal.h — the state fed.c, fed_resync.c and
+//  fed_status.c share.
 //  Not an interface: see fed.h.
 #ifndef FED_INTERNAL_H_INCLUDED
 #define FED_INTERNAL_H_INCLUDED
 
 #include "fed.h"
+#include "fed_batch.h"
+#include "fed_direct.h"
 
 #include <czmq.h>
 #include <stdio.h>
+#include <string.h>
 
 typedef struct _fed_resync_t fed_resync_t;
 
@@ -35,6 +39,13 @@ typedef struct {
     uint64_t acked;                    //  history index below which it holds
                                        //  every event (its sender's view)
     fed_stream_t *sender;              //  the stream that sends to it, or NULL
+    fed_direct_t *direct;              //  origins it gets from themselves (its
+                                       //  FED_DIRECT): not relayed to it
+    uint64_t relays_skipped_total;     //  events not sent to it for that
+    bool lists_us;                     //  its FED_DIRECT says we are in its
+                                       //  peers: it keeps its history for us
+    char origin[PROTO_MAX_NAME + 1];   //  its federation origin (NODE~INC),
+                                       //  from its FED_DIRECT; "" unknown
     uint64_t owed;                     //  events the history cap dropped before
                                        //  it had them (settled by its resync)
     uint64_t resync_total;             //  full resyncs sent to it
@@ -67,6 +78,15 @@ struct _fed_stream_t {
     size_t sent_head, sent_count;
     uint64_t recv_upto; //  last index the peer sent us
     bool ack_due;
+    fed_batch_t *batch;    //  FED_EVENTS being filled, or NULL when
+                           //  the peer takes only FED_EVENT
+    bool direct_due;       //  send our FED_DIRECT (new stream)
+    uint64_t skipped_from; //  first index not sent because the peer
+                           //  gets its origin directly, or FED_NONE
+    bool rescan;           //  go back to skipped_from once the ring
+                           //  is empty (the peer lost an origin)
+    bool await_direct;     //  relay nothing before the peer's first
+                           //  FED_DIRECT (or a heartbeat passed)
     uint64_t sent_total;
     uint64_t applied_total;
     uint64_t duplicates_total;
@@ -126,9 +146,15 @@ struct _fed_t {
                                     //  (marks "h/NAME/ORIGIN", durable)
     char *floor_prefix;             //  "h/NAME/"
     uint64_t history_dropped_total; //  events the cap dropped
+    uint32_t own_origin;            //  broker_origin_id of this node's
+                                    //  origin (NODE~INCARNATION)
+    uint64_t direct_gen;            //  generation of our last FED_DIRECT
+    uint64_t direct_links;          //  running links it listed (bit per link)
+    bool direct_refresh;            //  send FED_DIRECT again (marks moved)
 };
 
 static const size_t s_ring_cap = FED_WINDOW;
+#define FED_NONE UINT64_MAX
 
 //  --------------------------------------------------------------------
 //  History access: absolute index = compacted + offset in the ring
@@ -155,19 +181,29 @@ s_history_at (fed_t *self, uint64_t index)
 //  --------------------------------------------------------------------
 //  Version vectors
 
+//  The origin as a C string key (in name, PROTO_MAX_NAME + 1 bytes).
+static inline const char *
+s_vv_key (fedq_str_t origin, char *name)
+{
+    size_t n = origin.len > PROTO_MAX_NAME ? PROTO_MAX_NAME : origin.len;
+    if (n)
+        memcpy (name, origin.ptr, n);
+    name[n] = 0;
+    return name;
+}
+
 static inline uint64_t
 s_vv_get (zhashx_t *vv, fedq_str_t origin)
 {
     char name[PROTO_MAX_NAME + 1];
-    snprintf (name, sizeof name, "%.*s", (int)origin.len, origin.ptr);
-    return (uint64_t)(uintptr_t)zhashx_lookup (vv, name);
+    return (uint64_t)(uintptr_t)zhashx_lookup (vv, s_vv_key (origin, name));
 }
 
 static inline void
 s_vv_raise (zhashx_t *vv, fedq_str_t origin, uint64_t seq)
 {
     char name[PROTO_MAX_NAME + 1];
-    snprintf (name, sizeof name, "%.*s", (int)origin.len, origin.ptr);
+    s_vv_key (origin, name);
     uint64_t have = (uint64_t)(uintptr_t)zhashx_lookup (vv, name);
     if (seq > have)
         zhashx_update (vv, name, (void *)(uintptr_t)seq);
@@ -215,5 +251,13 @@ void fed_member_check_incarnation (fed_t *self, s_member_t *m);
 
 //  A frame header for stream s (queue and epoch set).
 proto_frame_t fed_frame (fed_stream_t *s, proto_cmd_t cmd);
+
+//  History index below which stream s's member holds every event, as
+//  this node knows it.
+uint64_t fed_stream_acked (fed_stream_t *s);
+
+//  Send the FED_EVENTS frame stream s is filling, if any events wait in
+//  it. Not FEDQ_OK when the pipe is full (the events stay for later).
+fedq_rc_t fed_stream_flush (fed_stream_t *s);
 
 #endif

@@ -271,7 +271,8 @@ s_resync_start (fed_stream_t *s)
         r->items[kept++] = it;
     }
     r->nitems = kept;
-    qsort (r->items, r->nitems, sizeof *r->items, s_item_cmp);
+    if (r->nitems) //  items is NULL when nothing is live
+        qsort (r->items, r->nitems, sizeof *r->items, s_item_cmp);
     json_t *obj = json_object ();
     for (void *v = zhashx_first (r->snapshot); v; v = zhashx_next (r->snapshot))
         json_object_set_new (obj, zhashx_cursor (r->snapshot),

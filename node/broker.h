@@ -280,6 +280,13 @@ bool
     broker_fed_id (const queue_t *q, const store_msg_t *rec,
                    fedq_str_t *origin, uint64_t *seq);
 
+//  The event id of a history entry of q, read without the record's CRC
+//  check (store_peek): for deciding what to send or compact, not for
+//  serving the message. False when the record has none or is unreadable.
+bool
+    broker_fed_peek (broker_t *self, const queue_t *q, const qentry_t *entry,
+                     fedq_str_t *origin, uint64_t *seq);
+
 //  Drop the n oldest events of a history queue.
 void
     broker_fed_compact (broker_t *self, queue_t *history, uint64_t n);

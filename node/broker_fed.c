@@ -60,6 +60,15 @@ broker_fed_id (const queue_t *q, const store_msg_t *rec, fedq_str_t *origin,
     return false;
 }
 
+bool
+broker_fed_peek (broker_t *self, const queue_t *q, const qentry_t *entry,
+                 fedq_str_t *origin, uint64_t *seq)
+{
+    store_msg_t rec;
+    return store_peek (self->store, entry->pos, &rec) == FEDQ_OK
+           && broker_fed_id (q, &rec, origin, seq);
+}
+
 //  A tombstone record names its target in message_id: "~tomb:ORIGIN:SEQ".
 #define FED_TOMB_PREFIX "~tomb:"
 
@@ -249,8 +258,10 @@ broker_fed_apply (broker_t *self, queue_t *q, fedq_str_t origin,
     if (!h || origin.len == 0 || origin.len > PROTO_MAX_NAME)
         return FEDQ_EINVAL;
     char fed_key[2 * PROTO_MAX_NAME + 4];
-    snprintf (fed_key, sizeof fed_key, "%s%.*s", q->fed_prefix,
-              (int) origin.len, origin.ptr);
+    size_t plen = strlen (q->fed_prefix);   //  "f/" + a name + "/"
+    memcpy (fed_key, q->fed_prefix, plen);
+    memcpy (fed_key + plen, origin.ptr, origin.len);
+    fed_key[plen + origin.len] = 0;
     //  Each origin's events are applied in order, each once: anything at
     //  or below the mark arrived before by another path.
     if (fseq <= store_mark (self->store, fed_key)) {

@@ -87,6 +87,12 @@ static const s_family_t s_link_families[] = {
    "incarnation_resets_total", 1,
    "Times the peer came back without events of its own earlier "
    "incarnation (a lost or restored data directory)."},
+  {"fedq_link_relays_skipped_total", "counter", "relays_skipped_total", 1,
+   "Events not relayed to the peer because it gets their origin "
+   "directly (federation, FED_DIRECT)."},
+  {"fedq_link_errors_total", "counter", "errors_total", 1,
+   "Events from the peer that could not be applied, and malformed "
+   "frames (federation)."},
 };
 
 static const s_family_t s_queue_families[] = {

@@ -403,7 +403,7 @@ static bool
 s_is_peer_command (uint32_t cmd)
 {
     return (cmd >= PROTO_LINK_HELLO && cmd <= PROTO_LINK_SKIP)
-           || (cmd >= PROTO_FED_HELLO && cmd <= PROTO_FED_KEEP);
+           || (cmd >= PROTO_FED_HELLO && cmd <= PROTO_FED_DIRECT);
 }
 
 fedq_rc_t

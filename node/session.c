@@ -1116,9 +1116,11 @@ session_handle (node_t *self, const uint8_t *id, size_t idlen,
             s_fed_hello (self, session, frame);
             return;
         case PROTO_FED_EVENT:
+        case PROTO_FED_EVENTS:
         case PROTO_FED_ACK:
         case PROTO_FED_RESYNC:
         case PROTO_FED_KEEP:
+        case PROTO_FED_DIRECT:
             if (session->fed_stream)
                 fed_session_frame (session->fed, session->fed_stream, frame,
                                    env ? zmq_msg_data (env) : NULL,

@@ -723,8 +723,10 @@ store_test_fail_next_commit (store_t *self, int err)
 //  --------------------------------------------------------------------------
 //  Reading
 
-fedq_rc_t
-store_read (store_t *self, store_pos_t pos, store_msg_t *msg)
+//  Read the message record at pos; with crc false its CRC is not checked
+//  (store_peek) and a record that fails is only refused, not counted.
+static fedq_rc_t
+s_read_at (store_t *self, store_pos_t pos, store_msg_t *msg, bool crc)
 {
     assert (self && msg);
     store_seg_t *seg = store_seg_find (self, STORE_POS_SEG (pos));
@@ -733,13 +735,16 @@ store_read (store_t *self, store_pos_t pos, store_msg_t *msg)
         return FEDQ_ENOTFOUND;
     uint8_t type = 0;
     uint32_t len = 0;
-    store_check_t check = store_fmt_check (seg->map, seg->size, off, &type,
-                                           &len);
+    store_check_t check
+        = crc ? store_fmt_check (seg->map, seg->size, off, &type, &len)
+              : store_fmt_bounds (seg->map, seg->size, off, &type, &len);
     if (check == STORE_CHECK_OK && type != STORE_REC_MSG)
         return FEDQ_EINVAL;     //  a good record, but not a message
     if (check == STORE_CHECK_OK
         && store_fmt_msg_parse (seg->map + off, len, msg, self->read_marks))
         return FEDQ_OK;
+    if (!crc)
+        return FEDQ_EINVAL;
     self->corrupt_reads++;
     char name[32];
     store_seg_name (seg->segno, name);
@@ -754,6 +759,18 @@ store_read (store_t *self, store_pos_t pos, store_msg_t *msg)
                     self->log_dir, name, off);
     seg->corrupt_logged = true;
     return FEDQ_ECORRUPT;
+}
+
+fedq_rc_t
+store_read (store_t *self, store_pos_t pos, store_msg_t *msg)
+{
+    return s_read_at (self, pos, msg, true);
+}
+
+fedq_rc_t
+store_peek (store_t *self, store_pos_t pos, store_msg_t *msg)
+{
+    return s_read_at (self, pos, msg, false);
 }
 
 //  --------------------------------------------------------------------------

@@ -160,6 +160,13 @@ bool
 fedq_rc_t
     store_read (store_t *self, store_pos_t pos, store_msg_t *msg);
 
+//  store_read without the CRC check of the record (lengths are checked):
+//  for decisions that need only its fixed fields and marks, such as which
+//  federation event it is. A corrupt record is still refused by store_read
+//  when it is served.
+fedq_rc_t
+    store_peek (store_t *self, store_pos_t pos, store_msg_t *msg);
+
 //  Current value of a mark (0 when never set), counting records appended
 //  but not yet committed (a failed commit rolls them back).
 uint64_t

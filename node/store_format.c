@@ -194,8 +194,8 @@ store_fmt_marks_put (uint8_t *out, size_t n, size_t i, bool ckpt,
 }
 
 store_check_t
-store_fmt_check (const uint8_t *data, uint64_t size, uint64_t off,
-                 uint8_t *type, uint32_t *len)
+store_fmt_bounds (const uint8_t *data, uint64_t size, uint64_t off,
+                  uint8_t *type, uint32_t *len)
 {
     if (off > size || size - off < STORE_REC_HEADER)
         return STORE_CHECK_SHORT;
@@ -206,6 +206,17 @@ store_fmt_check (const uint8_t *data, uint64_t size, uint64_t off,
         return STORE_CHECK_SHORT;
     if (*type < STORE_REC_MSG || *type > STORE_REC_CHECKPOINT)
         return STORE_CHECK_BAD;
+    return STORE_CHECK_OK;
+}
+
+store_check_t
+store_fmt_check (const uint8_t *data, uint64_t size, uint64_t off,
+                 uint8_t *type, uint32_t *len)
+{
+    store_check_t check = store_fmt_bounds (data, size, off, type, len);
+    if (check != STORE_CHECK_OK)
+        return check;
+    const uint8_t *rec = data + off;
     uint32_t crc = fedq_crc32c (0, rec + 4, (size_t) *len + 5);
     return crc == s_get32 (rec) ? STORE_CHECK_OK : STORE_CHECK_BAD;
 }

@@ -96,6 +96,12 @@ store_check_t
     store_fmt_check (const uint8_t *data, uint64_t size, uint64_t off,
                      uint8_t *type, uint32_t *len);
 
+//  store_fmt_check without the CRC: the record's type and length fit the
+//  data (STORE_CHECK_OK), or STORE_CHECK_SHORT / STORE_CHECK_BAD.
+store_check_t
+    store_fmt_bounds (const uint8_t *data, uint64_t size, uint64_t off,
+                      uint8_t *type, uint32_t *len);
+
 //  Decode a message record checked by store_fmt_check; marks go into
 //  marks[STORE_MAX_MARKS]. False when the payload is malformed.
 bool

@@ -54,6 +54,8 @@ static const char *const s_cmd_names[PROTO_CMD_MAX] = {
     [PROTO_FED_ACK] = "FED_ACK",
     [PROTO_FED_RESYNC] = "FED_RESYNC",
     [PROTO_FED_KEEP] = "FED_KEEP",
+    [PROTO_FED_EVENTS] = "FED_EVENTS",
+    [PROTO_FED_DIRECT] = "FED_DIRECT",
 };
 
 //  Fields each command requires besides v and cmd (docs/protocol.md).
@@ -86,6 +88,8 @@ static const uint32_t s_cmd_required[PROTO_CMD_MAX] = {
     [PROTO_LINK_CONFIRM] = PF_LINK | PF_EPOCH | PF_UPTO,
     [PROTO_LINK_REJECT] = PF_LINK | PF_EPOCH | PF_SEQ | PF_CODE,
     [PROTO_LINK_SKIP] = PF_LINK | PF_EPOCH | PF_SEQ,
+    [PROTO_FED_EVENTS] = PF_QUEUE | PF_EPOCH | PF_COUNT,
+    [PROTO_FED_DIRECT] = PF_QUEUE | PF_EPOCH | PF_SEQ | PF_JSON,
 };
 
 //  How a header value is typed on the wire and stored in the frame.
@@ -114,7 +118,7 @@ enum {
     FK_UPTO, FK_TAG, FK_DTAG, FK_PREFETCH, FK_CODE, FK_TEXT, FK_LINK,
     FK_EPOCH, FK_NODE, FK_JSON, FK_COUNT, FK_HB, FK_QO, FK_DIGEST,
     FK_MULTIPLE, FK_REQUEUE, FK_NO_ACK, FK_MANDATORY, FK_IF_UNUSED,
-    FK_PASSIVE, FK_COUNT_
+    FK_PASSIVE, FK_BATCH, FK_LISTED, FK_COUNT_
 };
 
 #define S_ROW(key, kind, field, bit, max)                                      \
@@ -151,10 +155,12 @@ static const s_field_t s_fields[FK_COUNT_] = {
     [FK_MANDATORY] = S_ROW ("mandatory", S_FLAG, flags, PFL_MANDATORY, 0),
     [FK_IF_UNUSED] = S_ROW ("if_unused", S_FLAG, flags, PFL_IF_UNUSED, 0),
     [FK_PASSIVE] = S_ROW ("passive", S_FLAG, flags, PFL_PASSIVE, 0),
+    [FK_BATCH] = S_ROW ("batch", S_FLAG, flags, PFL_BATCH, 0),
+    [FK_LISTED] = S_ROW ("listed", S_FLAG, flags, PFL_LISTED, 0),
 };
 
 #define S_PF_ALL ((uint32_t) (PF_DIGEST << 1) - 1)
-#define S_PFL_ALL ((uint32_t) (PFL_PASSIVE << 1) - 1)
+#define S_PFL_ALL ((uint32_t) (PFL_LISTED << 1) - 1)
 
 //  Per-thread text for errors that carry a number or a name.
 static _Thread_local char s_error_text[128];
@@ -195,10 +201,12 @@ s_field_find (const char *k, uint32_t len)
         case 5:
             return S_IS (k, "epoch")   ? FK_EPOCH
                    : S_IS (k, "count") ? FK_COUNT
+                   : S_IS (k, "batch") ? FK_BATCH
                                        : -1;
         case 6:
             return S_IS (k, "no_ack")   ? FK_NO_ACK
                    : S_IS (k, "sha256") ? FK_DIGEST
+                   : S_IS (k, "listed") ? FK_LISTED
                                         : -1;
         case 7:
             return S_IS (k, "requeue")   ? FK_REQUEUE

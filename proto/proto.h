@@ -66,7 +66,9 @@ typedef enum {
     PROTO_FED_ACK = 63,
     PROTO_FED_RESYNC = 64,      //  q, epoch, json = floors: a resync ends
     PROTO_FED_KEEP = 65,        //  q, epoch, node, json = live seqs
-    PROTO_CMD_MAX = 66
+    PROTO_FED_EVENTS = 66,      //  q, epoch, count + events part + bodies
+    PROTO_FED_DIRECT = 67,      //  q, epoch, seq (generation), json
+    PROTO_CMD_MAX = 68
 } proto_cmd_t;
 
 //  Name of a command ("PUBLISH"), or "UNKNOWN".
@@ -112,6 +114,10 @@ enum {
     PFL_MANDATORY = 1u << 3,    //  PUBLISH: return when unroutable (default)
     PFL_IF_UNUSED = 1u << 4,    //  DELETE_QUEUE
     PFL_PASSIVE = 1u << 5,      //  DECLARE_*: only check existence
+    PFL_BATCH = 1u << 6,        //  FED_HELLO: the sender takes FED_EVENTS
+                                //  and FED_DIRECT
+    PFL_LISTED = 1u << 7,       //  FED_DIRECT: the receiver is in the
+                                //  sender's peers (it keeps history for it)
 };
 
 //  Queue options (DESIGN.md §1), as declared by a client.
@@ -214,6 +220,37 @@ fedq_rc_t
 //  PF_* bits a command requires (docs/protocol.md), 0 for none or unknown.
 uint32_t
     proto_cmd_required (int cmd);
+
+//  One event of a FED_EVENTS frame (docs/protocol.md §10.1): an entry of
+//  its events part, its body a slice of the bodies part.
+typedef struct {
+    uint64_t count;             //  index in the sender's history
+    fedq_str_t origin;          //  global id: origin node and sequence
+    uint64_t seq;
+    const uint8_t *env;         //  the envelope as stored
+    uint32_t env_len;
+    const uint8_t *body;
+    uint32_t body_len;
+} proto_fed_event_t;
+
+#define PROTO_FED_MAX_EVENTS 1024   //  events in one FED_EVENTS frame
+
+//  Append an event: its entry to events, its body to bodies.
+void
+    proto_fed_event_encode (const proto_fed_event_t *event,
+                            fedq_buf_t *events, fedq_buf_t *bodies);
+
+//  Decode the n events of a FED_EVENTS frame into out (room for max).
+//  Checks the whole frame before it returns: n <= max, exactly n entries
+//  filling the events part, each well formed with an envelope of at most
+//  PROTO_MAX_FRAME bytes, and body lengths that add up to the bodies
+//  part. FEDQ_EPROTO with *error set (static text) otherwise. The events
+//  point into the parts. Never allocates.
+fedq_rc_t
+    proto_fed_events_decode (const uint8_t *events, size_t events_len,
+                             const uint8_t *bodies, size_t bodies_len,
+                             uint64_t n, proto_fed_event_t *out, size_t max,
+                             const char **error);
 
 //  Encode an envelope; appends to out.
 void

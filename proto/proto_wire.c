@@ -140,6 +140,22 @@ proto_reader_str (proto_reader_t *self, fedq_str_t *out)
     return FEDQ_OK;
 }
 
+fedq_rc_t
+proto_reader_bin (proto_reader_t *self, const uint8_t **data, uint32_t *len)
+{
+    if (self->pos >= self->end)
+        return s_fail_short (self, "truncated: expected a bin");
+    uint8_t type = *self->pos;
+    if (type < 0xC4 || type > 0xC6)
+        return proto_reader_fail (self, "expected a bin");
+    self->pos++;
+    if (s_read_length (self, (size_t) 1 << (type - 0xC4), 1, len))
+        return FEDQ_EPROTO;
+    *data = self->pos;
+    self->pos += *len;
+    return FEDQ_OK;
+}
+
 //  Read any integer encoding: a non-negative value lands in *u (with
 //  *negative false), a negative one in *s.
 static fedq_rc_t

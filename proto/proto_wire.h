@@ -51,6 +51,11 @@ fedq_rc_t
 fedq_rc_t
     proto_reader_str (proto_reader_t *self, fedq_str_t *out);
 
+//  Read a bin (bin8/16/32) as a slice into the input.
+fedq_rc_t
+    proto_reader_bin (proto_reader_t *self, const uint8_t **data,
+                      uint32_t *len);
+
 //  Read a non-negative integer in any msgpack integer encoding.
 fedq_rc_t
     proto_reader_uint (proto_reader_t *self, uint64_t *out);

@@ -164,6 +164,7 @@ static const int s_cmds[] = {
     PROTO_LINK_CONFIRM, PROTO_LINK_REJECT, PROTO_LINK_SKIP,
     PROTO_FED_HELLO, PROTO_FED_SYNC, PROTO_FED_EVENT, PROTO_FED_ACK,
     PROTO_FED_RESYNC, PROTO_FED_KEEP,
+    PROTO_FED_EVENTS, PROTO_FED_DIRECT,
 };
 #define S_NCMDS (sizeof s_cmds / sizeof s_cmds[0])
 
@@ -179,7 +180,7 @@ s_full_frame (proto_frame_t *f, int cmd)
                  | PF_CODE | PF_TEXT | PF_LINK | PF_EPOCH | PF_NODE | PF_JSON
                  | PF_COUNT | PF_QOPTS | PF_HEARTBEAT;
     f->flags = PFL_MULTIPLE | PFL_REQUEUE | PFL_NO_ACK | PFL_MANDATORY
-               | PFL_IF_UNUSED | PFL_PASSIVE;
+               | PFL_IF_UNUSED | PFL_PASSIVE | PFL_BATCH | PFL_LISTED;
     f->rid = 0x1122334455667788ull;
     f->name = s_long (0, 'n', PROTO_MAX_NAME);
     f->type = fedq_str_of ("topic");
@@ -358,6 +359,119 @@ test_cmd_names (void **state)
     assert_string_equal (proto_cmd_name (100000), "UNKNOWN");
 }
 
+//  FED_EVENTS: events part and bodies part (docs/protocol.md §10.1)
+
+static void
+s_fed_three (fedq_buf_t *events, fedq_buf_t *bodies)
+{
+    static const uint8_t env[] = {0x81, 0xA1, 'o', 0xA1, 'a'};
+    const char *text[] = {"first body", "", "third"};
+    for (int i = 0; i < 3; i++) {
+        proto_fed_event_t e = {.count = 10 + (uint64_t) i * 7,
+                               .origin = fedq_str_of (i == 1 ? "b" : "a"),
+                               .seq = UINT64_MAX - (uint64_t) i,
+                               .env = env,
+                               .env_len = sizeof env,
+                               .body = (const uint8_t *) text[i],
+                               .body_len = (uint32_t) strlen (text[i])};
+        proto_fed_event_encode (&e, events, bodies);
+    }
+}
+
+static void
+test_fed_events_roundtrip (void **state)
+{
+    fedq_buf_t events = {0}, bodies = {0};
+    s_fed_three (&events, &bodies);
+    proto_fed_event_t out[4];
+    const char *error = NULL;
+    assert_int_equal (proto_fed_events_decode (events.data, events.size,
+                                               bodies.data, bodies.size, 3,
+                                               out, 4, &error),
+                      FEDQ_OK);
+    assert_int_equal (out[0].count, 10);
+    assert_int_equal (out[2].count, 24);
+    assert_true (fedq_str_eq (out[1].origin, "b"));
+    assert_true (out[2].seq == UINT64_MAX - 2);
+    assert_int_equal (out[0].env_len, 5);
+    assert_memory_equal (out[0].body, "first body", 10);
+    assert_int_equal (out[1].body_len, 0);
+    assert_memory_equal (out[2].body, "third", 5);
+    assert_ptr_equal (out[2].body, bodies.data + 10);
+    fedq_buf_free (&events);
+    fedq_buf_free (&bodies);
+}
+
+static void
+test_fed_events_hostile (void **state)
+{
+    fedq_buf_t events = {0}, bodies = {0};
+    s_fed_three (&events, &bodies);
+    proto_fed_event_t out[4];
+    const uint8_t *ev = events.data, *bo = bodies.data;
+    size_t el = events.size, bl = bodies.size;
+    const char *error = NULL;
+    //  Counts that do not match the entries, or go past the room given.
+    assert_int_equal (proto_fed_events_decode (ev, el, bo, bl, 2, out, 4,
+                                               &error), FEDQ_EPROTO);
+    assert_non_null (error);
+    assert_int_equal (proto_fed_events_decode (ev, el, bo, bl, 4, out, 4,
+                                               &error), FEDQ_EPROTO);
+    assert_int_equal (proto_fed_events_decode (ev, el, bo, bl, 3, out, 2,
+                                               &error), FEDQ_EPROTO);
+    assert_int_equal (proto_fed_events_decode (ev, el, bo, bl, 0, out, 4,
+                                               &error), FEDQ_EPROTO);
+    assert_int_equal (proto_fed_events_decode (ev, el, bo, bl, UINT64_MAX,
+                                               out, 4, &error), FEDQ_EPROTO);
+    //  Bodies part too short or too long for the lengths declared.
+    assert_int_equal (proto_fed_events_decode (ev, el, bo, bl - 1, 3, out, 4,
+                                               &error), FEDQ_EPROTO);
+    uint8_t more[64];
+    memcpy (more, bo, bl);
+    assert_int_equal (proto_fed_events_decode (ev, el, more, bl + 1, 3, out,
+                                               4, &error), FEDQ_EPROTO);
+    //  Every truncation of the events part fails cleanly.
+    for (size_t cut = 0; cut < el; cut++)
+        assert_int_equal (proto_fed_events_decode (ev, cut, bo, bl, 3, out, 4,
+                                                   &error), FEDQ_EPROTO);
+    //  Every single-byte change either decodes within bounds or fails.
+    uint8_t *copy = malloc (el);
+    for (size_t i = 0; i < el; i++)
+        for (int bit = 0; bit < 8; bit++) {
+            memcpy (copy, ev, el);
+            copy[i] ^= (uint8_t) (1u << bit);
+            if (proto_fed_events_decode (copy, el, bo, bl, 3, out, 4, &error)
+                == FEDQ_OK)
+                for (int k = 0; k < 3; k++) {
+                    assert_true (out[k].env >= copy
+                                 && out[k].env + out[k].env_len <= copy + el);
+                    assert_true (out[k].body >= bo
+                                 && out[k].body + out[k].body_len <= bo + bl);
+                }
+        }
+    free (copy);
+    //  An entry that is not a 5-array, an empty origin, sequence 0.
+    static const uint8_t four[] = {0x94, 0x01, 0xA1, 'a', 0x01, 0xC4, 0x01,
+                                   0x80};
+    assert_int_equal (proto_fed_events_decode (four, sizeof four, NULL, 0, 1,
+                                               out, 4, &error), FEDQ_EPROTO);
+    static const uint8_t no_origin[] = {0x95, 0x01, 0xA0, 0x01, 0xC4,
+                                        0x01, 0x80, 0x00};
+    assert_int_equal (proto_fed_events_decode (no_origin, sizeof no_origin,
+                                               NULL, 0, 1, out, 4, &error),
+                      FEDQ_EPROTO);
+    static const uint8_t seq0[] = {0x95, 0x01, 0xA1, 'a', 0x00, 0xC4,
+                                   0x01, 0x80, 0x00};
+    assert_int_equal (proto_fed_events_decode (seq0, sizeof seq0, NULL, 0, 1,
+                                               out, 4, &error), FEDQ_EPROTO);
+    static const uint8_t good[] = {0x95, 0x01, 0xA1, 'a', 0x01, 0xC4,
+                                   0x01, 0x80, 0x00};
+    assert_int_equal (proto_fed_events_decode (good, sizeof good, NULL, 0, 1,
+                                               out, 4, &error), FEDQ_OK);
+    fedq_buf_free (&events);
+    fedq_buf_free (&bodies);
+}
+
 static void
 test_frame_roundtrip_all_fields (void **state)
 {
@@ -402,7 +516,7 @@ test_frame_field_subsets (void **state)
         assert_int_equal (out.present, bit);
         fedq_buf_free (&buf);
     }
-    for (uint32_t bit = 1; bit <= PFL_PASSIVE; bit <<= 1) {
+    for (uint32_t bit = 1; bit <= PFL_LISTED; bit <<= 1) {
         proto_frame_t f = full;
         f.present = 0;
         f.flags = bit;
@@ -1628,6 +1742,8 @@ main (int argc, char *argv[])
         cmocka_unit_test (test_frame_check),
         cmocka_unit_test (test_random_bytes),
         cmocka_unit_test (test_random_mutations),
+        cmocka_unit_test (test_fed_events_roundtrip),
+        cmocka_unit_test (test_fed_events_hostile),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
