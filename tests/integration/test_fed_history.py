@@ -44,6 +44,22 @@ class FedHistoryTest(harness.FedqTestCase):
     def to_peer(self, node, peer):
         return [ln for ln in fedlib.fed_links(node) if ln["peer"] == peer][0]
 
+    def restart_after_compaction(self, nodes, member, total, gone, why):
+        """Once every history is compacted (the tombstones that removed
+        `gone` are gone everywhere), kill -9 and restart member: it must
+        converge to total messages and none of gone may come back."""
+        harness.wait_until(lambda: all(
+            ln["history_events"] == 0 and ln["backlog_messages"] == 0
+            for n in nodes for ln in fedlib.fed_links(n)), timeout=30,
+            msg="histories compacted")
+        member.kill9()
+        member.start()
+        fedlib.wait_converged(nodes, total, timeout=60)
+        msgs = fedlib.drain(member, total)
+        have = {m["message_id"] for m in msgs}
+        self.assertEqual(have & gone, set(), why)
+        return msgs
+
     def test_member_back_after_cap_gets_resync(self):
         nodes = self.members("local")
         n1, n2, n3 = nodes
@@ -126,18 +142,10 @@ class FedHistoryTest(harness.FedqTestCase):
         self.assertIn("held messages removed", n3.log_text())
         # Durable: once the tombstones that removed them are compacted
         # away everywhere, a kill -9 and restart does not bring them back.
-        harness.wait_until(lambda: all(
-            ln["history_events"] == 0 and ln["backlog_messages"] == 0
-            for n in nodes for ln in fedlib.fed_links(n)), timeout=30,
-            msg="histories compacted")
-        n3.kill9()
-        n3.start()
-        fedlib.wait_converged(nodes, 1150, timeout=60)
-
-        msgs = fedlib.drain(n3, 1150)
+        msgs = self.restart_after_compaction(
+            nodes, n3, 1150, gone_ids,
+            "messages acked while n3 was away reappeared")
         have = {m["message_id"] for m in msgs}
-        self.assertEqual(have & gone_ids, set(),
-                         "messages acked while n3 was away reappeared")
         self.assertEqual(len(have), 1150)
         fedlib.check_member(self, "n3", msgs)
         # n3's consumption is global: the others end empty.
@@ -174,16 +182,9 @@ class FedHistoryTest(harness.FedqTestCase):
                            msg="n1 and n2 converged")
         n3.start()
         fedlib.wait_converged(nodes, 1060, timeout=90)
-        harness.wait_until(lambda: all(
-            ln["history_events"] == 0 and ln["backlog_messages"] == 0
-            for n in nodes for ln in fedlib.fed_links(n)), timeout=30,
-            msg="histories compacted")
-        n3.kill9()
-        n3.start()
-        fedlib.wait_converged(nodes, 1060, timeout=60)
-        msgs = fedlib.drain(n3, 1060)
+        msgs = self.restart_after_compaction(
+            nodes, n3, 1060, gone, "removed messages came back")
         have = {m["message_id"] for m in msgs}
-        self.assertEqual(have & gone, set(), "removed messages came back")
         self.assertEqual(len(have), 1060)
 
 
